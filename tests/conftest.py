@@ -1,0 +1,47 @@
+"""Shared fixtures: real data location, a small synthetic panel, a tiny tokenizer, one MLflow store per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data subsets (``../shared/data`` or ``$XLT_DATA_DIR``); skips when absent, fails in CI."""
+    path = Path(os.environ.get("XLT_DATA_DIR", DEFAULT_DATA_DIR))
+    if not path.is_dir():
+        message = f"real data directory {path} not found (set XLT_DATA_DIR)"
+        if os.environ.get("XLT_REQUIRE_DATA") == "1":
+            pytest.fail(message + " and XLT_REQUIRE_DATA=1")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic panel (all tasks, all languages), generated once per test session."""
+    from xlt.datamodules.synthetic import generate_panel
+
+    return generate_panel(tmp_path_factory.mktemp("synthetic") / "panel", seed=0, scale=0.05)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SentencePiece tokenizer (vocabulary 400) fitted on the synthetic panel's MLM text."""
+    from xlt.tokenization.fit import fit_tokenizer
+
+    files = {p.stem: p for p in sorted((synthetic_dir / "mlm").glob("*.txt"))}
+    out = tmp_path_factory.mktemp("tokenizer") / "tok"
+    fit_tokenizer(files, out, vocab_size=400, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One migrated SQLite MLflow store shared by the session (migrations cost seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"

@@ -1,0 +1,113 @@
+"""The ``xlt`` command: Lightning's fit/validate/test/predict plus the suite's own subcommands.
+
+``xlt fit --config configs/quickstart.yaml`` runs through :class:`XltCLI` (LightningCLI, OmegaConf
+interpolation across composed configs, MLflow tracking by default). Suite subcommands (``xlt synth``)
+are plain functions whose docstrings become their ``--help``. User mistakes end in one line on stderr
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from jsonargparse import ArgumentError, auto_cli
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from xlt.callbacks.tracking import LanguageMixLogger, ResolvedConfigToMLflow
+from xlt.errors import XltError
+
+LIGHTNING_COMMANDS = {
+    "fit": "train a model (MLM pretraining, adapters, task fine-tuning) from composed YAML configs",
+    "validate": "run one validation epoch of a model on a datamodule",
+    "test": "evaluate a model on a datamodule's test sets",
+    "predict": "write a model's predictions for a datamodule",
+}
+
+
+def _synth(argv: Sequence[str]) -> None:
+    from xlt.datamodules.synthetic import synth
+
+    auto_cli(synth, args=list(argv), parser_mode="omegaconf", exit_on_error=False)
+
+
+SUITE_COMMANDS: dict[str, tuple[Callable[[Sequence[str]], None], str]] = {
+    "synth": (_synth, "generate the synthetic language panel: MLM text and gold data for the six tasks"),
+}
+
+
+class XltCLI(LightningCLI):
+    """LightningCLI with xlt's defaults: OmegaConf interpolation over the merged config, unknown keys as
+    errors, MLflow tracking with the resolved config as an artifact, and data→model links."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            model_class=LightningModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=ResolvedConfigToMLflow,
+            save_config_kwargs={"save_to_log_dir": False},
+            trainer_defaults={
+                "logger": {"class_path": "xlt.callbacks.tracking.TrackingLogger"},
+                "callbacks": [LanguageMixLogger()],
+            },
+            parser_kwargs={"parser_mode": "omegaconf+", "exit_on_error": False},
+            args=list(args) if args is not None else None,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.language_codes", "model.init_args.languages", apply_on="instantiate")
+        parser.link_arguments("data.tokenizer_dir", "model.init_args.tokenizer", apply_on="instantiate")
+
+
+def _print_help() -> None:
+    width = max(map(len, [*LIGHTNING_COMMANDS, *SUITE_COMMANDS]))
+    lines = ["usage: xlt <command> [options]   (xlt <command> --help for its options)", "", "commands:"]
+    for name, text in LIGHTNING_COMMANDS.items():
+        lines.append(f"  {name:<{width}}  {text}")
+    for name, (_, text) in SUITE_COMMANDS.items():
+        lines.append(f"  {name:<{width}}  {text}")
+    print("\n".join(lines))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # jsonargparse nests causes; the most specific one is usually the last "Key ..." or "Unrecognized" line.
+    for line in reversed(lines):
+        if line.startswith(("Unrecognized", "Key ", "Problem with given class_path")):
+            return line
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``xlt`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args or args[0] in ("-h", "--help"):
+            _print_help()
+            return
+        command = args[0]
+        if command in SUITE_COMMANDS:
+            SUITE_COMMANDS[command][0](args[1:])
+        elif command in LIGHTNING_COMMANDS:
+            XltCLI(None if argv is None else args)
+        else:
+            raise XltError(f"unknown command '{command}' — run 'xlt --help' for the list")
+    except XltError as exc:
+        print(f"xlt: error: {exc}", file=sys.stderr)
+        sys.exit(XltError.exit_code)
+    except ArgumentError as exc:
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None and not isinstance(cause, XltError):
+            cause = cause.__cause__ or cause.__context__
+        message = str(cause) if cause is not None else _one_line(exc)
+        print(f"xlt: error: {message}", file=sys.stderr)
+        sys.exit(XltError.exit_code)
+
+
+if __name__ == "__main__":
+    main()

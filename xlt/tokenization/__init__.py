@@ -1,0 +1,1 @@
+"""tokenization package of xlt."""
