@@ -48,7 +48,7 @@ def atomic_file(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     try:
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    tmp.replace(path)
