@@ -32,12 +32,12 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SentencePiece tokenizer (vocabulary 400) fitted on the synthetic panel's MLM text."""
+    """A SentencePiece tokenizer (vocabulary 1000) fitted on the synthetic panel's MLM text."""
     from xlt.tokenization.fit import fit_tokenizer
 
     files = {p.stem: p for p in sorted((synthetic_dir / "mlm").glob("*.txt"))}
     out = tmp_path_factory.mktemp("tokenizer") / "tok"
-    fit_tokenizer(files, out, vocab_size=400, seed=0)
+    fit_tokenizer(files, out, vocab_size=1000, seed=0)
     return out
 
 

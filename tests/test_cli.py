@@ -26,7 +26,7 @@ def tiny_overlay(tmp_path: Path, synthetic_dir: Path, tokenizer_dir: Path, mlflo
     """A config overlay that shrinks the quickstart to seconds, writing everything under ``tmp_path``."""
     callbacks = [
         {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-         "init_args": {"dirpath": "${trainer.default_root_dir}/checkpoints", "every_n_train_steps": 4,
+         "init_args": {"every_n_train_steps": 4,
                        "save_last": True, "save_top_k": -1}},
         *(extra_callbacks or []),
     ]

@@ -1,18 +1,21 @@
 """The ``xlt`` command: Lightning's fit/validate/test/predict plus the suite's own subcommands.
 
 ``xlt fit --config configs/quickstart.yaml`` runs through :class:`XltCLI` (LightningCLI, OmegaConf
-interpolation across composed configs, MLflow tracking by default). Suite subcommands (``xlt synth``)
+interpolation within each config file, MLflow tracking by default). Suite subcommands (``xlt synth``)
 are plain functions whose docstrings become their ``--help``. User mistakes end in one line on stderr
 and exit code 2.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from jsonargparse import ArgumentError, auto_cli
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from xlt.callbacks.tracking import LanguageMixLogger, ResolvedConfigToMLflow
@@ -38,7 +41,7 @@ SUITE_COMMANDS: dict[str, tuple[Callable[[Sequence[str]], None], str]] = {
 
 
 class XltCLI(LightningCLI):
-    """LightningCLI with xlt's defaults: OmegaConf interpolation over the merged config, unknown keys as
+    """LightningCLI with xlt's defaults: OmegaConf interpolation in config files, unknown keys as
     errors, MLflow tracking with the resolved config as an artifact, and data→model links."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
@@ -53,10 +56,19 @@ class XltCLI(LightningCLI):
                 "logger": {"class_path": "xlt.callbacks.tracking.TrackingLogger"},
                 "callbacks": [LanguageMixLogger()],
             },
-            parser_kwargs={"parser_mode": "omegaconf+", "exit_on_error": False},
+            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
             args=list(args) if args is not None else None,
             run=run,
         )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Checkpoints without an explicit ``dirpath`` go to ``<default_root_dir>/checkpoints``, a stable place
+        for ``--ckpt_path last`` (Lightning's default puts them under a new MLflow run id each time)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+        return trainer
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.language_codes", "model.init_args.languages", apply_on="instantiate")

@@ -1,0 +1,681 @@
+"""Multilingual MLM corpus: text per language -> tokens (cached Arrow) -> packed blocks -> language sampler.
+
+Pipeline (``prepare_data``, cached under ``cache_dir`` and reused when nothing changed):
+
+1. every source becomes a ``datasets.Dataset`` with a text column: local ``<code>.txt`` files through the
+   ``text`` builder, hub datasets through ``load_dataset``, the synthetic panel as local files;
+2. the tokenizer is fitted on them when none is given (``<cache_dir>/tokenizer-<hash>``);
+3. ``Dataset.map(batched=True)`` tokenizes each language into a memory-mapped Arrow file
+   (``<s> sentence </s>`` per line, blank lines dropped) with a fingerprint of source + tokenizer;
+4. each language's token stream is packed into ``[n_blocks, block_size]`` ``int32`` arrays (``.npy``,
+   memory-mapped): plain concatenation, no padding, the incomplete tail dropped, so every block holds one
+   language. The last ``val_blocks_per_language`` blocks of each language are held out for validation.
+
+Training batches come from :class:`xlt.datamodules.sampler.LanguageSampler` (``p(l) ∝ f_l · n_l ** alpha``
+over training blocks); rank ``r`` of ``W`` takes global samples ``i ≡ r (mod W)``.
+
+Resume: training batch ``b`` (rank-local, counted over the whole run) is a pure function of the seed and
+``b``; epoch ``e`` covers batches ``[e·S, (e+1)·S)`` with ``S = steps_per_epoch``. :meth:`state_dict`
+records the batches the trainer has *processed* (from its progress counters, not from how far the
+prefetching loader ran), and the next loader iterator starts there, so a run resumed from a mid-epoch
+checkpoint sees exactly the batches of an uninterrupted run. Use ``steps_per_epoch`` (not
+``limit_train_batches``) to set the epoch length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from xlt.datamodules.sampler import LanguageSampler, check_compatible, resolve_factors
+from xlt.errors import XltError
+from xlt.languages import Panel, load_panel
+from xlt.tokenization.fit import fit_tokenizer_from_datasets, scan_text_file
+from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer
+
+log = logging.getLogger(__name__)
+# Our IterableDataset shards batches across workers itself, so its __len__ is exact; Lightning warns anyway.
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+
+PIPELINE_VERSION = 1
+MIN_BLOCK_SIZE = 8
+TOKENIZER_FIT_SEED = 0  # tokenizers do not depend on the run seed, so seeds of one setup share one tokenizer
+
+
+def _digest(obj: Any, length: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:length]
+
+
+# ---------------------------------------------------------------------------------------------- packing
+def pack_blocks(token_batches: Iterator[np.ndarray], total_tokens: int, block_size: int,
+                out_path: str | Path) -> int:
+    """Write a token stream as ``[total_tokens // block_size, block_size]`` int32 blocks to ``out_path``.
+
+    ``token_batches`` yields consecutive pieces of the stream; the blocks are the stream cut every
+    ``block_size`` tokens (no padding; the incomplete tail is dropped). Written atomically (``.npy``).
+    Returns the number of blocks.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    n_blocks = total_tokens // block_size
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    blocks = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n_blocks, block_size))
+    try:
+        flat = blocks.reshape(-1)
+        limit, pos = flat.size, 0
+        for piece in token_batches:
+            if pos >= limit:
+                break
+            take = min(piece.size, limit - pos)
+            flat[pos:pos + take] = piece[:take]
+            pos += take
+        if pos != limit:
+            raise RuntimeError(f"token stream ended after {pos} of {limit} tokens")
+        blocks.flush()
+        del flat, blocks
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n_blocks
+
+
+def _arrow_token_batches(ds: Any, column: str = "input_ids", batch_size: int = 65536) -> Iterator[np.ndarray]:
+    for table in ds.with_format("arrow").iter(batch_size=batch_size):
+        yield table.column(column).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+
+
+def _count_tokens(ds: Any, column: str = "input_ids") -> int:
+    import pyarrow.compute as pc
+
+    total = 0
+    for table in ds.with_format("arrow").iter(batch_size=65536):
+        total += int(pc.sum(pc.list_value_length(table.column(column))).as_py() or 0)
+    return total
+
+
+class _TokenizeFn:
+    """``datasets.map`` function: text rows -> ``<s> ids </s>`` rows (blank rows dropped)."""
+
+    def __init__(self, tokenizer: XltTokenizer, lang: str, column: str) -> None:
+        self.tokenizer, self.lang, self.column = tokenizer, lang, column
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        texts = [t.strip() for t in batch[self.column] if t is not None and t.strip()]
+        arrays = self.tokenizer.encode_arrays(texts, self.lang)
+        bos = np.array([self.tokenizer.bos_id], dtype=np.int32)
+        eos = np.array([self.tokenizer.eos_id], dtype=np.int32)
+        return {"input_ids": [np.concatenate([bos, a, eos]) for a in arrays]}
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+class _Blocks:
+    """Lazily memory-mapped per-language block arrays (pickles as paths, for DataLoader workers)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        self._arrays: list[np.ndarray] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"paths": self.paths, "_arrays": None}
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        if self._arrays is None:
+            self._arrays = [np.load(p, mmap_mode="r") for p in self.paths]
+        return self._arrays
+
+    def gather(self, langs: np.ndarray, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """Batch ``{"input_ids": [n, block_size], "lang": [n]}``: blocks ``rows`` of languages ``langs``."""
+        arrays = self.arrays
+        out = np.empty((langs.size, arrays[0].shape[1]), dtype=np.int64)
+        for li in np.unique(langs):
+            sel = langs == li
+            out[sel] = arrays[li][rows[sel]]
+        return {"input_ids": torch.from_numpy(out), "lang": torch.from_numpy(langs.astype(np.int64))}
+
+
+class _TrainBatches(IterableDataset):
+    """Yields ready training batches ``start..stop-1`` (rank-local batch numbers); workers interleave."""
+
+    def __init__(self, blocks: _Blocks, sampler: LanguageSampler, batch_size: int, epoch_batches: int,
+                 progress: _Progress) -> None:
+        self.blocks, self.sampler, self.batch_size = blocks, sampler, batch_size
+        self.epoch_batches = epoch_batches
+        self.progress = progress
+        self.start, self.stop = 0, epoch_batches
+        self.group = 16  # batches drawn per vectorised sampler call
+
+    def __len__(self) -> int:
+        return self.epoch_batches
+
+    def set_range(self, start: int, stop: int) -> None:
+        """Serve batches ``[start, stop)`` on the next iteration; precompute visit counts up to ``start``."""
+        self.start, self.stop = start, stop
+        self.sampler._visits_before(start * self.batch_size * self.sampler.world_size)
+
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        """Rank-local training batch number ``index``."""
+        return next(self._batches([index]))
+
+    def _batches(self, indices: list[int]) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches ``indices`` (ascending), drawn and gathered in one vectorised call."""
+        size = self.batch_size
+        positions = (np.asarray(indices, dtype=np.int64)[:, None] * size + np.arange(size)).reshape(-1)
+        langs, rows = self.sampler.draws_at(positions)
+        merged = self.blocks.gather(langs, rows)
+        for k in range(len(indices)):
+            yield {key: value[k * size:(k + 1) * size].clone() for key, value in merged.items()}
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        mine = list(range(self.start + worker, self.stop, workers))
+        for g in range(0, len(mine), self.group):
+            group = mine[g:g + self.group]
+            for index, batch in zip(group, self._batches(group), strict=True):
+                if info is None:
+                    self.progress.yielded = index + 1
+                yield batch
+
+
+class _ValBlocks(Dataset):
+    """The held-out blocks of every language, in language order (fixed, deterministic)."""
+
+    def __init__(self, blocks: _Blocks, first_rows: list[int], per_language: int) -> None:
+        self.blocks, self.first_rows, self.per_language = blocks, first_rows, per_language
+
+    def __len__(self) -> int:
+        return len(self.first_rows) * self.per_language
+
+    def _locate(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(indices, dtype=np.int64)
+        langs = idx // self.per_language
+        return langs, np.asarray(self.first_rows, dtype=np.int64)[langs] + idx % self.per_language
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        batch = self.blocks.gather(*self._locate([index]))
+        return {k: v[0] for k, v in batch.items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return self.blocks.gather(*self._locate(indices))
+
+
+def _collate(batch: Any) -> dict[str, torch.Tensor]:
+    if isinstance(batch, dict):  # from __getitems__
+        return batch
+    return {k: torch.stack([item[k] for item in batch]) for k in batch[0]}
+
+
+class _Progress:
+    """Where the next training iterator starts (shared between the DataModule and its loaders)."""
+
+    def __init__(self) -> None:
+        self.resume_batch = 0  # from a checkpoint
+        self.iterations = 0  # loader iterators created (the epoch counter without a trainer)
+        self.yielded = 0  # batches produced in the main process (position without a trainer)
+
+
+class _TrainLoader(DataLoader):
+    """A DataLoader that asks its DataModule where to start each time an iterator is created.
+
+    Its ``state_dict`` / ``load_state_dict`` are the DataModule's, so Lightning also treats the loader as
+    resumable (and it resumes correctly when passed to ``Trainer.fit`` without the DataModule).
+    """
+
+    def __init__(self, dataset: _TrainBatches, start_fn: Callable[[], tuple[int, int]] | None = None,
+                 state_fns: tuple[Callable[[], dict], Callable[[dict], None]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self.start_fn = start_fn
+        self.state_fns = state_fns
+
+    def __iter__(self):
+        if self.start_fn is not None:
+            self.dataset.set_range(*self.start_fn())
+        return super().__iter__()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The DataModule's resume state."""
+        return self.state_fns[0]() if self.state_fns is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Apply a resume state (see :meth:`MultilingualCorpusDataModule.load_state_dict`)."""
+        if self.state_fns is not None and state_dict:
+            self.state_fns[1](state_dict)
+
+
+# ---------------------------------------------------------------------------------------------- the module
+class MultilingualCorpusDataModule(L.LightningDataModule):
+    """Packed multilingual MLM blocks with temperature-based language sampling.
+
+    Batches are ``{"input_ids": LongTensor[B, block_size], "lang": LongTensor[B]}``; ``lang`` indexes
+    :attr:`language_codes`. After ``__init__``, :attr:`language_codes`, :attr:`tokenizer_dir` and
+    :attr:`block_size` are set (nothing is read or fitted yet).
+    """
+
+    def __init__(
+        self,
+        corpus: str = "synthetic",
+        panel: str = "synthetic",
+        languages: list[str] | None = None,
+        tokenizer: str | None = None,
+        tokenizer_vocab_size: int = 8000,
+        block_size: int = 128,
+        batch_size: int = 32,
+        alpha: float = 0.3,
+        oversampling: dict[str, float] | None = None,
+        val_blocks_per_language: int = 16,
+        cache_dir: str = "runs/cache",
+        seed: int = 0,
+        num_workers: int = 0,
+        steps_per_epoch: int = 1000,
+        synthetic_seed: int = 0,
+        synthetic_scale: float = 1.0,
+        hub_config: str = "{code}",
+        hub_split: str = "train",
+        text_column: str = "text",
+    ) -> None:
+        """Configure the corpus; no data is read here.
+
+        Args:
+            corpus: where the text comes from: a directory of ``<code>.txt`` files (one sentence per line;
+                ``<dir>/mlm/<code>.txt`` also works), ``synthetic`` (generate the synthetic panel into
+                ``cache_dir``), or ``hf:<dataset_id>`` (a hub dataset, one config per language).
+            panel: language panel (name under configs/panels or a YAML path); gives codes and buckets.
+            languages: ISO 639-3 codes to train on (default: the panel's languages that have text).
+            tokenizer: tokenizer directory; ``None`` fits one in ``prepare_data`` into
+                ``<cache_dir>/tokenizer-<hash of corpus, languages and vocabulary size>``.
+            tokenizer_vocab_size: SentencePiece pieces of the fitted tokenizer (ids = this + 2).
+            block_size: tokens per packed block (>= 8).
+            batch_size: blocks per batch and process.
+            alpha: sampling exponent, ``p(l) ∝ f_l · n_l ** alpha`` (XLM-R used 0.3; 1 = proportional).
+            oversampling: factors ``f`` by language code or bucket name, e.g. ``{tail: 3.0}`` (> 0).
+            val_blocks_per_language: held-out blocks per language for validation (never trained on).
+            cache_dir: cache for the synthetic panel, tokenizer, tokenized Arrow files and packed blocks.
+            seed: seed of the sampling stream.
+            num_workers: DataLoader worker processes.
+            steps_per_epoch: training batches per epoch (the sampler is infinite).
+            synthetic_seed: seed of the generated synthetic panel (corpus ``synthetic``).
+            synthetic_scale: corpus size multiplier of the synthetic panel.
+            hub_config: hub dataset config per language, ``{code}`` is replaced by the language code
+                (``""`` = no config).
+            hub_split: hub dataset split to read.
+            text_column: the text column of hub datasets.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if block_size < MIN_BLOCK_SIZE:
+            raise XltError(f"block_size {block_size} is too small — use at least {MIN_BLOCK_SIZE}")
+        positive = {"batch_size": batch_size, "val_blocks_per_language": val_blocks_per_language,
+                    "steps_per_epoch": steps_per_epoch, "tokenizer_vocab_size": tokenizer_vocab_size}
+        for name, value in positive.items():
+            if value < 1:
+                raise XltError(f"{name} {value} must be a positive integer")
+        if num_workers < 0:
+            raise XltError(f"num_workers {num_workers} must be >= 0")
+        if alpha < 0:
+            raise XltError(f"alpha {alpha} must be >= 0 (1 = proportional to corpus size, 0 = uniform)")
+        self.corpus, self.block_size, self.batch_size = corpus, int(block_size), int(batch_size)
+        self.alpha, self.oversampling = float(alpha), dict(oversampling or {})
+        self.val_blocks_per_language, self.seed = int(val_blocks_per_language), int(seed)
+        self.num_workers, self.steps_per_epoch = int(num_workers), int(steps_per_epoch)
+        self.tokenizer_vocab_size = int(tokenizer_vocab_size)
+        self.synthetic_seed, self.synthetic_scale = int(synthetic_seed), float(synthetic_scale)
+        self.hub_config, self.hub_split, self.text_column = hub_config, hub_split, text_column
+        self.cache_root = Path(cache_dir)
+        self.panel: Panel = load_panel(panel)
+
+        if corpus == "synthetic":
+            self._kind = "synthetic"
+        elif corpus.startswith("hf:"):
+            self._kind = "hf"
+            self._hub_id = corpus[3:].strip()
+            if not self._hub_id:
+                raise XltError(f"corpus '{corpus}' names no dataset — use hf:<dataset_id>")
+        else:
+            self._kind = "dir"
+            if not Path(corpus).is_dir():
+                raise XltError(f"corpus directory {corpus} not found — give a directory of <code>.txt files, "
+                               "'synthetic' or 'hf:<dataset_id>'")
+
+        if languages is not None:
+            if not languages:
+                raise XltError("languages is empty — list at least one language code or leave it unset")
+            for code in languages:
+                self.panel.get(code)  # XltError naming the panel for unknown codes
+            if len(set(languages)) != len(languages):
+                raise XltError(f"languages {languages} lists a language more than once")
+            codes = list(languages)
+            if self._kind == "dir":
+                for code in codes:
+                    self._text_file(code, required=True)
+        else:
+            codes = self.panel.codes
+            if self._kind == "dir":
+                codes = [c for c in codes if self._text_file(c) is not None]
+                if not codes:
+                    raise XltError(f"corpus directory {corpus} has no <code>.txt file for any language of "
+                                   f"panel '{self.panel.name}' ({', '.join(self.panel.codes)})")
+        self.language_codes: list[str] = codes
+        self._buckets = {c: self.panel.get(c).bucket for c in codes}
+        resolve_factors(codes, self.oversampling, self._buckets)  # validate keys and factors now
+
+        if tokenizer is not None:
+            if not (Path(tokenizer) / MODEL_FILE).is_file():
+                raise XltError(f"tokenizer directory {tokenizer} has no {MODEL_FILE} — fit one with "
+                               "`xlt tokenizer`, or leave data.tokenizer unset to fit one automatically")
+            self.tokenizer_dir: str = str(tokenizer)
+            self._fit_tokenizer = False
+        else:
+            key = {"corpus": self._corpus_identity(), "languages": sorted(codes),
+                   "vocab_size": self.tokenizer_vocab_size, "fit_seed": TOKENIZER_FIT_SEED}
+            self.tokenizer_dir = str(self.cache_root / f"tokenizer-{_digest(key, 12)}")
+            self._fit_tokenizer = True
+
+        self.sampler: LanguageSampler | None = None
+        self.num_blocks: dict[str, int] = {}
+        self._blocks: _Blocks | None = None
+        self._progress = _Progress()
+        self._pending_state: dict[str, Any] | None = None
+        self._rank, self._world_size = 0, 1
+
+    # ------------------------------------------------------------------------------------------ sources
+    @property
+    def synthetic_dir(self) -> Path:
+        """Where the synthetic panel is generated (corpus ``synthetic``)."""
+        return self.cache_root / f"synthetic-seed{self.synthetic_seed}-scale{self.synthetic_scale:g}"
+
+    def _text_dir(self) -> Path:
+        return self.synthetic_dir / "mlm" if self._kind == "synthetic" else Path(self.corpus)
+
+    def _text_file(self, code: str, required: bool = False) -> Path | None:
+        base = self._text_dir()
+        for path in (base / f"{code}.txt", base / "mlm" / f"{code}.txt"):
+            if path.is_file():
+                return path
+        if required:
+            raise XltError(f"corpus file {base / f'{code}.txt'} for language '{code}' not found — add it "
+                           "(one sentence per line) or drop the language from data.languages")
+        return None
+
+    def _corpus_identity(self) -> dict[str, Any]:
+        """What the corpus is, cheaply (no reading): decides the cached tokenizer's directory."""
+        if self._kind == "synthetic":
+            return {"kind": "synthetic", "seed": self.synthetic_seed, "scale": self.synthetic_scale}
+        if self._kind == "hf":
+            return {"kind": "hf", "id": self._hub_id, "config": self.hub_config, "split": self.hub_split,
+                    "column": self.text_column}
+        files = {}
+        for code in self.language_codes:
+            path = self._text_file(code, required=True)
+            stat = path.stat()
+            files[code] = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+        return {"kind": "dir", "files": files}
+
+    def _source_identity(self, code: str) -> dict[str, Any]:
+        if self._kind == "hf":
+            return {"kind": "hf", "id": self._hub_id, "config": self._hub_config_name(code),
+                    "split": self.hub_split, "column": self.text_column}
+        path = self._text_file(code, required=True)
+        stat = path.stat()
+        return {"kind": "file", "path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+
+    def _hub_config_name(self, code: str) -> str | None:
+        return self.hub_config.format(code=code) if self.hub_config else None
+
+    def _text_column_of(self) -> str:
+        return self.text_column if self._kind == "hf" else "text"
+
+    def _load_text(self, code: str):
+        """The language's text as a ``datasets.Dataset`` (one row per line / record)."""
+        import datasets
+
+        hf_cache = str(self.cache_root / "hf")
+        if self._kind == "hf":
+            name = self._hub_config_name(code)
+            try:
+                ds = _load_hub_dataset(self._hub_id, name, self.hub_split, hf_cache)
+            except Exception as exc:  # any loading failure is a user-facing error
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise XltError(f"hub dataset {self._hub_id} (config {name!r}, split {self.hub_split!r}) for "
+                               f"language '{code}' could not be loaded: {first} — check data.corpus and "
+                               "data.hub_config") from None
+            if self.text_column not in ds.column_names:
+                raise XltError(f"hub dataset {self._hub_id} for language '{code}' has no column "
+                               f"'{self.text_column}' (columns: {', '.join(ds.column_names)}) — set "
+                               "data.text_column")
+            return ds
+        path = self._text_file(code, required=True)
+        scan_text_file(path, code)  # missing / empty / non-UTF-8 (with line number) -> XltError
+        return datasets.load_dataset("text", data_files={"train": str(path)}, split="train",
+                                     cache_dir=hf_cache)
+
+    # ------------------------------------------------------------------------------------------ caching
+    def _cache_paths(self, tokenizer_key: str) -> dict[str, tuple[Path, Path]]:
+        paths = {}
+        for code in self.language_codes:
+            token_fp = _digest({"source": self._source_identity(code), "tokenizer": tokenizer_key,
+                                "pipeline": PIPELINE_VERSION})
+            block_fp = _digest({"tokens": token_fp, "block_size": self.block_size})
+            paths[code] = (self.cache_root / "tokenized" / f"{code}-{token_fp}.arrow",
+                           self.cache_root / "blocks" / f"{code}-{block_fp}-b{self.block_size}.npy")
+        return paths
+
+    def _tokenizer_key(self) -> str:
+        return hashlib.sha256((Path(self.tokenizer_dir) / MODEL_FILE).read_bytes()).hexdigest()[:16]
+
+    def _block_paths(self) -> dict[str, Path] | None:
+        """The packed block files if the tokenizer exists (they may not exist yet)."""
+        if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():
+            return None
+        if self._kind == "synthetic" and not (self.synthetic_dir / "mlm").is_dir():
+            return None
+        return {code: blocks for code, (_, blocks) in self._cache_paths(self._tokenizer_key()).items()}
+
+    def prepare_data(self) -> None:
+        """Generate / load the text, fit the tokenizer if needed, tokenize and pack (all cached)."""
+        if self._kind == "synthetic":
+            self._generate_synthetic()
+        block_paths = self._block_paths()
+        if block_paths is not None and all(p.is_file() for p in block_paths.values()):
+            return  # everything cached: nothing is read or tokenized
+        texts = {code: self._load_text(code) for code in self.language_codes}
+        if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():
+            if not self._fit_tokenizer:
+                raise XltError(f"tokenizer directory {self.tokenizer_dir} has no {MODEL_FILE}")
+            log.info("fitting a %d-piece tokenizer into %s", self.tokenizer_vocab_size, self.tokenizer_dir)
+            try:
+                fit_tokenizer_from_datasets(
+                    texts, self.tokenizer_dir, self.tokenizer_vocab_size, seed=TOKENIZER_FIT_SEED,
+                    text_column=self._text_column_of(),
+                    describe={c: json.dumps(self._source_identity(c)) for c in texts},
+                )
+            except XltError:
+                if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():  # not a concurrent fit
+                    raise
+        tokenizer = XltTokenizer.load(self.tokenizer_dir)
+        for code, (token_path, block_path) in self._cache_paths(self._tokenizer_key()).items():
+            if block_path.is_file():
+                continue
+            tokenized = self._tokenize(code, texts[code], tokenizer, token_path)
+            total = _count_tokens(tokenized)
+            n_blocks = pack_blocks(_arrow_token_batches(tokenized), total, self.block_size, block_path)
+            log.info("%s: %d sentences, %d tokens -> %d blocks of %d", code, len(tokenized), total, n_blocks,
+                     self.block_size)
+
+    def _tokenize(self, code: str, text, tokenizer: XltTokenizer, token_path: Path):
+        import datasets
+
+        token_path.parent.mkdir(parents=True, exist_ok=True)
+        column = self._text_column_of()
+        features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32"))})
+        tokenized = text.map(
+            _TokenizeFn(tokenizer, code, column), batched=True, batch_size=1000,
+            remove_columns=text.column_names, cache_file_name=str(token_path), load_from_cache_file=True,
+            new_fingerprint=token_path.stem.split("-", 1)[1], features=features, desc=f"tokenizing {code}",
+        )
+        if len(tokenized) == 0:
+            raise XltError(f"corpus for language '{code}' ({self._describe(code)}) has no text — add text or "
+                           "drop the language from data.languages")
+        return tokenized
+
+    def _describe(self, code: str) -> str:
+        if self._kind == "hf":
+            return f"{self._hub_id} config {self._hub_config_name(code)!r}"
+        return str(self._text_file(code))
+
+    def _generate_synthetic(self) -> None:
+        if (self.synthetic_dir / "mlm").is_dir():
+            return
+        from xlt.datamodules.synthetic import generate_panel
+
+        try:
+            generate_panel(self.synthetic_dir, seed=self.synthetic_seed, scale=self.synthetic_scale,
+                           overwrite=False)
+        except XltError:
+            if not (self.synthetic_dir / "mlm").is_dir():  # not a concurrent generation
+                raise
+
+    # ------------------------------------------------------------------------------------------ setup
+    def _open_blocks(self) -> dict[str, Path]:
+        paths = self._block_paths()
+        if paths is None or not all(p.is_file() for p in paths.values()):
+            self.prepare_data()
+            paths = self._block_paths()
+        assert paths is not None
+        self._blocks = _Blocks([str(paths[c]) for c in self.language_codes])
+        self.num_blocks = {c: int(a.shape[0]) for c, a in zip(self.language_codes, self._blocks.arrays,
+                                                                strict=True)}
+        for code, n in self.num_blocks.items():
+            if n <= self.val_blocks_per_language:
+                raise XltError(
+                    f"language '{code}' has only {n} blocks of {self.block_size} tokens "
+                    f"({self._describe(code)}) — need more than val_blocks_per_language="
+                    f"{self.val_blocks_per_language}: add text, lower data.block_size or "
+                    "data.val_blocks_per_language, or drop the language")
+        return paths
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the packed blocks and build this rank's sampler (rank / world size from the trainer)."""
+        if self.trainer is not None:
+            self._rank, self._world_size = int(self.trainer.global_rank), int(self.trainer.world_size)
+        if self._blocks is None:
+            self._open_blocks()
+        layout = (self._rank, self._world_size)
+        if self.sampler is None or (self.sampler.rank, self.sampler.world_size) != layout:
+            train_blocks = {c: n - self.val_blocks_per_language for c, n in self.num_blocks.items()}
+            self.sampler = LanguageSampler(train_blocks, alpha=self.alpha, oversampling=self.oversampling,
+                                           buckets=self._buckets, seed=self.seed, rank=self._rank,
+                                           world_size=self._world_size)
+        if self._pending_state is not None:
+            self._apply_state(self._pending_state)
+            self._pending_state = None
+
+    def sampling_distribution(self) -> dict[str, float]:
+        """The target sampling distribution ``p(l)`` over :attr:`language_codes` (prepares data if needed)."""
+        if self.sampler is None:
+            self.setup("fit")
+        assert self.sampler is not None
+        return self.sampler.distribution()
+
+    # ------------------------------------------------------------------------------------------ loaders
+    def _train_range(self) -> tuple[int, int]:
+        """Rank-local batch range of the iterator being created: the rest of the current epoch."""
+        steps = self.steps_per_epoch
+        if self.trainer is not None:
+            epoch = int(self.trainer.current_epoch)
+        else:
+            epoch = self._progress.iterations
+        self._progress.iterations += 1
+        start = max(epoch * steps, self._progress.resume_batch)
+        return start, (start // steps + 1) * steps
+
+    def train_dataloader(self) -> DataLoader:
+        """Infinite-sampler batches, ``steps_per_epoch`` per epoch (one process's share)."""
+        if self.sampler is None:
+            self.setup("fit")
+        assert self.sampler is not None and self._blocks is not None
+        dataset = _TrainBatches(self._blocks, self.sampler, self.batch_size, self.steps_per_epoch,
+                                self._progress)
+        return _TrainLoader(dataset, start_fn=self._train_range,
+                            state_fns=(self.state_dict, self.load_state_dict), batch_size=None,
+                            num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
+                            persistent_workers=False)
+
+    def val_dataloader(self) -> DataLoader:
+        """Every language's held-out blocks, in language order (Lightning shards it across ranks)."""
+        if self._blocks is None:
+            self.setup("validate")
+        assert self._blocks is not None
+        first_rows = [self.num_blocks[c] - self.val_blocks_per_language for c in self.language_codes]
+        dataset = _ValBlocks(self._blocks, first_rows, self.val_blocks_per_language)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                          collate_fn=_collate, pin_memory=torch.cuda.is_available())
+
+    # ------------------------------------------------------------------------------------------ resume
+    def _consumed_batches(self) -> int:
+        """Rank-local training batches the trainer has processed (not what the loader prefetched)."""
+        trainer = self.trainer
+        if trainer is None:
+            return max(self._progress.resume_batch, self._progress.yielded)
+        fit_loop = trainer.fit_loop
+        epochs_started = int(fit_loop.epoch_progress.current.started)
+        in_epoch = int(fit_loop.epoch_loop.batch_progress.current.processed)
+        return max(0, epochs_started - 1) * self.steps_per_epoch + in_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resume state: batches processed so far and the data configuration they refer to."""
+        state: dict[str, Any] = {
+            "consumed_batches": self._consumed_batches(),
+            "batch_size": self.batch_size,
+            "world_size": self._world_size,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+        if self.sampler is not None:
+            sampler_state = self.sampler.state_dict()
+            sampler_state.pop("global_position")
+            sampler_state.pop("visits")
+            state["sampler"] = sampler_state
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the training stream where the checkpointed run stopped."""
+        if self.sampler is not None:
+            self._apply_state(state_dict)
+        else:
+            self._pending_state = dict(state_dict)
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
+        assert self.sampler is not None
+        if "sampler" in state:
+            s = state["sampler"]
+            check_compatible(s, self.sampler.seed, self.sampler.languages, self.sampler.num_blocks.tolist(),
+                             self.sampler.probabilities, self.sampler.chunk_size)
+        saved_global = int(state.get("batch_size", self.batch_size)) * int(state.get("world_size", 1))
+        if saved_global != self.batch_size * self._world_size or \
+                int(state.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
+            raise XltError(
+                f"checkpoint data state has batch_size×world_size={saved_global} and steps_per_epoch="
+                f"{state.get('steps_per_epoch')}; this run has {self.batch_size * self._world_size} and "
+                f"{self.steps_per_epoch} — resume with the same global batch size and steps_per_epoch")
+        self._progress.resume_batch = int(state["consumed_batches"])
+        self._progress.yielded = self._progress.resume_batch
+
+
+def _load_hub_dataset(dataset_id: str, config: str | None, split: str, cache_dir: str):
+    """``datasets.load_dataset`` for one language (a seam for tests)."""
+    import datasets
+
+    return datasets.load_dataset(dataset_id, config, split=split, cache_dir=cache_dir)
