@@ -148,8 +148,8 @@ def test_tiny_fit_tracks_to_mlflow_and_exports(tmp_path: Path, synthetic_dir: Pa
     metrics = run.data.metrics
     for code in codes:
         assert f"val/mlm/loss/{code}" in metrics and f"val/mlm/ppl/{code}" in metrics
-        assert metrics[f"val/mlm/ppl/{code}"] == pytest.approx(float(torch.tensor(metrics[f"val/mlm/loss/{code}"]).exp()),
-                                                               rel=1e-4)
+        expected_ppl = float(torch.tensor(metrics[f"val/mlm/loss/{code}"]).exp())
+        assert metrics[f"val/mlm/ppl/{code}"] == pytest.approx(expected_ppl, rel=1e-4)
     assert "val/mlm/loss/macro" in metrics and "train/mlm/loss" in metrics
     shares = [metrics[f"train/sampling/share/{code}"] for code in codes]
     assert sum(shares) == pytest.approx(1.0)
