@@ -47,9 +47,15 @@ def tiny_overlay(tmp_path: Path, synthetic_dir: Path, tokenizer_dir: Path, mlflo
 
 
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``xlt`` in-process; returns (exit code, stdout, the error line). Progress and log lines that went to
+    stderr before the failure are dropped, but there must be exactly one error line and it must come last."""
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     out, err = capsys.readouterr()
+    error_lines = [line for line in err.splitlines() if "xlt: error:" in line]
+    if error_lines:
+        assert len(error_lines) == 1 and err.rstrip("\n").endswith(error_lines[0]), err
+        err = error_lines[0] + "\n"
     return int(exit_info.value.code or 0), out, err
 
 
@@ -112,7 +118,7 @@ def test_panel_with_missing_field(tmp_path: Path, synthetic_dir: Path, tiny_toke
                                   mlflow_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     panel = yaml.safe_load((synthetic_dir / "panel.yaml").read_text(encoding="utf-8"))
     del panel["languages"][1]["script"]
-    bad_panel = tmp_path / "panel.yaml"
+    bad_panel = tmp_path / "bad_panel.yaml"
     bad_panel.write_text(yaml.safe_dump(panel))
     overlay = tiny_overlay(tmp_path, synthetic_dir, tiny_tokenizer_dir, mlflow_uri, run_name="panel",
                            panel=str(bad_panel))

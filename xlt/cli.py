@@ -85,14 +85,15 @@ def _print_help() -> None:
     print("\n".join(lines))
 
 
+_PARSER_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:",
+                 "- Expected a <class 'NoneType'>", "Given value")
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # jsonargparse nests causes; the most specific one is usually the last "Key ..." or "Unrecognized" line.
-    for line in reversed(lines):
-        if line.startswith(("Unrecognized", "Key ", "Problem with given class_path")):
-            return line
-    return lines[0] if lines else exc.__class__.__name__
+    """Fold jsonargparse's multi-line report into one line: the key, the class and the specific complaint."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    parts = [line.lstrip("- ").rstrip(":") for line in lines if not line.startswith(_PARSER_NOISE)]
+    return (": ".join(parts) or exc.__class__.__name__) + " — see the command's --help for valid keys and types"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -109,17 +110,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             XltCLI(None if argv is None else args)
         else:
             raise XltError(f"unknown command '{command}' — run 'xlt --help' for the list")
-    except XltError as exc:
-        print(f"xlt: error: {exc}", file=sys.stderr)
-        sys.exit(XltError.exit_code)
-    except ArgumentError as exc:
-        cause = exc.__cause__ or exc.__context__
-        while cause is not None and not isinstance(cause, XltError):
-            cause = cause.__cause__ or cause.__context__
-        message = str(cause) if cause is not None else _one_line(exc)
-        print(f"xlt: error: {message}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - user errors may arrive wrapped by jsonargparse or Lightning
+        user_error = _find_user_error(exc)
+        if user_error is None:
+            raise
+        print(f"xlt: error: {user_error}", file=sys.stderr)
         sys.exit(XltError.exit_code)
 
+
+def _find_user_error(exc: BaseException) -> str | None:
+    """The one-line message of the :class:`XltError` behind ``exc`` (jsonargparse wraps errors raised while it
+    instantiates classes), or of a jsonargparse parse error (unknown key, wrong type); ``None`` otherwise."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, XltError):
+            return str(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, ArgumentError):
+        return _one_line(exc)
+    return None
 
 if __name__ == "__main__":
     main()

@@ -315,7 +315,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             text_column: the text column of hub datasets.
         """
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the CLI logs the whole resolved config
         if block_size < MIN_BLOCK_SIZE:
             raise XltError(f"block_size {block_size} is too small — use at least {MIN_BLOCK_SIZE}")
         positive = {"batch_size": batch_size, "val_blocks_per_language": val_blocks_per_language,
