@@ -1,0 +1,379 @@
+"""Masked-language-model pretraining of a transformers encoder as a LightningModule.
+
+The MLM head runs only on the masked positions (about 15% of tokens), not on every position: the base
+encoder's hidden states are gathered where ``labels != -100`` and only those rows go through the head's
+transform and the (tied) vocabulary projection. The loss equals the full-forward loss of
+``AutoModelForMaskedLM``.
+
+All per-step randomness (masking and dropout) is re-seeded from ``(seed, global_step, rank, micro-batch)``
+at the start of every training step, so a run resumed from a checkpoint continues exactly like an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+from torchmetrics import Metric
+from transformers import PretrainedConfig, PreTrainedModel
+
+from xlt.atomic import atomic_dir
+from xlt.errors import XltError
+from xlt.models.encoder import build_config, build_masked_lm, usable_positions
+from xlt.models.masking import IGNORE_INDEX, TokenMasker
+
+# xlt tokenizers use the fairseq/XLM-R layout: <s>=0 <pad>=1 </s>=2 <unk>=3, <mask> = last id.
+FAIRSEQ_UNK_ID = 3
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed that depends only on ``parts`` (stable across processes and Python versions)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: float, schedule: str) -> float:
+    """Multiplier of the peak learning rate at optimizer step ``step`` (0-based).
+
+    Linear warmup ``step / warmup_steps``, then ``linear`` (to 0 at ``total_steps``), ``cosine``
+    (half cosine to 0 at ``total_steps``) or ``constant`` (1).
+    """
+    if step < warmup_steps:
+        return step / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1.0, total_steps - warmup_steps))
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def adamw_param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: matrices (decayed), biases and LayerNorm weights (not decayed); tied weights once."""
+    decay, no_decay = [], []
+    for parameter in module.parameters():  # deduplicated: a tied weight appears once
+        if parameter.requires_grad:
+            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def mlm_head(model: PreTrainedModel) -> nn.Module:
+    """The masked-LM head (transform + tied decoder): hidden states ``[..., d]`` -> logits ``[..., V]``.
+
+    Supports RoBERTa/XLM-R (``lm_head``) and BERT (``cls.predictions``).
+    """
+    if isinstance(getattr(model, "lm_head", None), nn.Module):
+        return model.lm_head
+    cls = getattr(model, "cls", None)
+    if cls is not None and isinstance(getattr(cls, "predictions", None), nn.Module):
+        return cls.predictions
+    raise TypeError(f"{type(model).__name__} has no supported MLM head (lm_head or cls.predictions)")
+
+
+class LanguageLossSums(Metric):
+    """Token-weighted masked-LM loss sums per language; synced across ranks by summation."""
+
+    full_state_update = False
+
+    def __init__(self, num_languages: int) -> None:
+        super().__init__()
+        self.add_state("loss_sum", torch.zeros(num_languages, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("tokens", torch.zeros(num_languages, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, token_losses: torch.Tensor, token_langs: torch.Tensor) -> None:
+        """Add per-token losses ``[N]`` for tokens of languages ``[N]`` (indices)."""
+        self.loss_sum.index_add_(0, token_langs, token_losses.detach().to(self.loss_sum.dtype))
+        self.tokens.index_add_(0, token_langs, torch.ones_like(self.tokens[token_langs]))
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss_sum, tokens)`` per language."""
+        return self.loss_sum, self.tokens
+
+
+class MLMPretraining(pl.LightningModule):
+    """Masked-language-model pretraining of a multilingual encoder (loss only on masked positions)."""
+
+    def __init__(
+        self,
+        encoder: str = "xlm-roberta",
+        config: dict[str, Any] | None = None,
+        tokenizer: str | None = None,
+        languages: list[str] | None = None,
+        mask_prob: float = 0.15,
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-6,
+        warmup_steps: int = 100,
+        schedule: Literal["linear", "cosine", "constant"] = "linear",
+        export_dir: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Set up the module; the transformers model itself is built later, in ``configure_model``.
+
+        Args:
+            encoder: A transformers model type for random initialisation (``xlm-roberta``, ``bert``,
+                ``roberta`` ...) or a local directory / hub id to start from pretrained weights.
+            config: Overrides of the encoder's transformers config (``num_hidden_layers``,
+                ``hidden_size``, ``num_attention_heads``, ``intermediate_size``, ``max_position_embeddings``,
+                ``vocab_size`` ...).
+            tokenizer: Tokenizer directory (xlt layout). When given, it sets the vocabulary size and the
+                special token ids (it wins over ``config.vocab_size``) and its HF files are exported with the
+                model. Without it, ids follow xlt's layout: ``<s>``/``<pad>``/``</s>`` from the config,
+                ``<unk>`` = 3, ``<mask>`` = vocab_size - 1.
+            languages: Language codes in the order of the batches' ``lang`` indices; validation metrics are
+                reported per language under these names. Default: one group named ``all``.
+            mask_prob: Fraction of non-special tokens selected for prediction (80% become ``<mask>``, 10% a
+                random token, 10% unchanged).
+            lr: Peak learning rate of AdamW.
+            weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
+            betas: AdamW betas.
+            eps: AdamW epsilon.
+            warmup_steps: Optimizer steps of linear warmup from 0 to ``lr``.
+            schedule: Learning-rate decay after warmup: ``linear`` or ``cosine`` to 0 at the trainer's last
+                step, or ``constant``.
+            export_dir: Where the final model and tokenizer are saved (``save_pretrained``) at the end of fit.
+                Default: ``<trainer.default_root_dir>/export``.
+            seed: Seed of masking and dropout (re-derived at every step). Default: the seed set by
+                ``seed_everything`` (``PL_GLOBAL_SEED``), else 0.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.encoder = encoder
+        self.config_overrides = dict(config or {})
+        self.tokenizer_dir = tokenizer
+        self.languages = list(languages) if languages else ["all"]
+        self.mask_prob = mask_prob
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.betas = tuple(betas)
+        self.eps = eps
+        self.warmup_steps = warmup_steps
+        self.schedule = schedule
+        self.export_dir = export_dir
+        self._seed = seed
+        self.model: PreTrainedModel | None = None
+        self._hf_config: PretrainedConfig | None = None
+        self._masker: TokenMasker | None = None
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self.val_sums = LanguageLossSums(len(self.languages))
+
+    # ----------------------------------------------------------------------------------------- construction
+    @property
+    def seed(self) -> int:
+        """The run seed: ``seed`` if given, else ``PL_GLOBAL_SEED`` (set by ``seed_everything``), else 0."""
+        if self._seed is not None:
+            return int(self._seed)
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    def _load_tokenizer(self) -> Any:
+        from xlt.tokenization.tokenizer import XltTokenizer
+
+        return XltTokenizer.load(self.tokenizer_dir)
+
+    @property
+    def hf_config(self) -> PretrainedConfig:
+        """The transformers config (overrides and tokenizer applied); built on first use, no weights."""
+        if self._hf_config is None:
+            overrides = dict(self.config_overrides)
+            if self.tokenizer_dir is not None:
+                tok = self._load_tokenizer()
+                if overrides.get("vocab_size", tok.vocab_size) != tok.vocab_size:
+                    rank_zero_warn(
+                        f"model.config.vocab_size={overrides['vocab_size']} ignored: the tokenizer "
+                        f"{self.tokenizer_dir} has {tok.vocab_size} ids"
+                    )
+                overrides.update(
+                    vocab_size=tok.vocab_size,
+                    pad_token_id=tok.pad_id,
+                    bos_token_id=tok.bos_id,
+                    eos_token_id=tok.eos_id,
+                )
+                special = set(tok.special_ids) | {tok.mask_id}
+                mask_id = tok.mask_id
+                config = build_config(self.encoder, overrides)
+            else:
+                config = build_config(self.encoder, overrides)
+                mask_id = config.vocab_size - 1
+                special = {FAIRSEQ_UNK_ID, mask_id} | {
+                    i for i in (config.bos_token_id, config.pad_token_id, config.eos_token_id) if i is not None
+                }
+            self._masker = TokenMasker(config.vocab_size, mask_id, special, mask_prob=self.mask_prob)
+            self._hf_config = config
+        return self._hf_config
+
+    @property
+    def masker(self) -> TokenMasker:
+        """The BERT masker for this vocabulary."""
+        self.hf_config  # noqa: B018 - builds the masker
+        assert self._masker is not None
+        return self._masker
+
+    def configure_model(self) -> None:
+        """Build the transformers masked-LM model (idempotent) on the current default device.
+
+        Random initialisation is seeded from ``seed`` and does not touch the global random state.
+        """
+        if self.model is not None:
+            return
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):  # initialisation depends on the seed alone
+            torch.manual_seed(derive_seed("init", self.seed))
+            self.model = build_masked_lm(self.encoder, self.hf_config)
+
+    def setup(self, stage: str) -> None:
+        """Check that the data's block size fits the model's position embeddings."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        block_size = getattr(datamodule, "block_size", None)
+        if block_size is not None:
+            limit = usable_positions(self.hf_config)
+            if int(block_size) > limit:
+                raise XltError(
+                    f"data.block_size {block_size} exceeds model positions {limit} — lower data.block_size "
+                    "or raise model.config.max_position_embeddings"
+                )
+
+    # ------------------------------------------------------------------------------------------------- math
+    def masked_token_losses(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token cross-entropy at masked positions only.
+
+        Runs the base encoder, gathers hidden states where ``labels != -100`` and applies the MLM head to
+        those rows alone.
+
+        Returns:
+            ``(losses [N], selected [B, T] bool)`` with N the number of masked positions.
+        """
+        assert self.model is not None, "call configure_model() first"
+        hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        selected = labels != IGNORE_INDEX
+        logits = mlm_head(self.model)(hidden[selected])
+        losses = F.cross_entropy(logits.float(), labels[selected], reduction="none")
+        return losses, selected
+
+    def mlm_loss(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean cross-entropy over the masked positions (0 with a gradient path if nothing is masked)."""
+        losses, _ = self.masked_token_losses(input_ids, labels, attention_mask)
+        if losses.numel() == 0:
+            return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+        return losses.mean()
+
+    def _generator(self, device: torch.device, seed: int) -> torch.Generator:
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device)
+        return self._generators[device].manual_seed(seed)
+
+    def training_step_seed(self, batch_idx: int) -> int:
+        """Seed of one training micro-batch, from (seed, global_step, rank, micro-batch in accumulation)."""
+        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
+        return derive_seed("train", self.seed, self.global_step, self.global_rank, batch_idx % accumulate)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Mask the block batch, compute the masked-only MLM loss, log loss and learning rate."""
+        step_seed = self.training_step_seed(batch_idx)
+        torch.manual_seed(step_seed)  # dropout (CPU and every CUDA device)
+        input_ids = batch["input_ids"]
+        masked, labels = self.masker(input_ids, self._generator(input_ids.device, derive_seed("mask", step_seed)))
+        loss = self.mlm_loss(masked, labels, batch.get("attention_mask"))
+        self.log("train/mlm/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(input_ids))
+        if self._trainer is not None and self.trainer.optimizers:
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            self.log("train/mlm/lr", lr, on_step=True, on_epoch=False, batch_size=len(input_ids))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Accumulate token-weighted masked-LM loss per language (masking fixed: same every epoch)."""
+        input_ids = batch["input_ids"]
+        seed = derive_seed("val", self.seed, dataloader_idx, batch_idx, self.global_rank)
+        masked, labels = self.masker(input_ids, self._generator(input_ids.device, seed))
+        losses, selected = self.masked_token_losses(masked, labels, batch.get("attention_mask"))
+        if "lang" in batch and len(self.languages) > 1:
+            langs = batch["lang"].to(input_ids.device)[:, None].expand_as(input_ids)[selected]
+        else:
+            langs = torch.zeros(len(losses), dtype=torch.long, device=input_ids.device)
+        self.val_sums.update(losses, langs)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/mlm/{loss,ppl}/<lang>`` and their macro averages (unweighted mean over languages)."""
+        loss_sum, tokens = self.val_sums.compute()
+        self.val_sums.reset()
+        losses, ppls = [], []
+        for index, code in enumerate(self.languages):
+            if tokens[index] <= 0:
+                continue
+            loss = float(loss_sum[index] / tokens[index])
+            ppl = math.exp(min(loss, 700.0))
+            losses.append(loss)
+            ppls.append(ppl)
+            self.log(f"val/mlm/loss/{code}", loss)
+            self.log(f"val/mlm/ppl/{code}", ppl)
+        if losses:
+            self.log("val/mlm/loss/macro", sum(losses) / len(losses))
+            self.log("val/mlm/ppl/macro", sum(ppls) / len(ppls))
+
+    # -------------------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW (no decay on biases / LayerNorm); warmup then linear / cosine / constant, per step."""
+        optimizer = torch.optim.AdamW(
+            adamw_param_groups(self, self.weight_decay),
+            lr=self.lr,
+            betas=self.betas,
+            eps=self.eps,
+        )
+        total = self._total_steps()
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            functools.partial(lr_factor, warmup_steps=self.warmup_steps, total_steps=total, schedule=self.schedule),
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    def _total_steps(self) -> float:
+        total = float(self.trainer.estimated_stepping_batches)
+        if self.schedule != "constant" and (not math.isfinite(total) or total <= 0):
+            raise XltError(
+                f"model.schedule={self.schedule} needs a known number of steps — set trainer.max_steps "
+                "(or max_epochs with a sized dataset) or use model.schedule=constant"
+            )
+        if self.schedule != "constant" and self.warmup_steps >= total:
+            rank_zero_warn(f"model.warmup_steps={self.warmup_steps} >= {int(total)} training steps: lr never decays")
+        return total
+
+    # ----------------------------------------------------------------------------------------------- export
+    def export_path(self) -> Path:
+        """``export_dir``, or ``<trainer.default_root_dir>/export``."""
+        if self.export_dir is not None:
+            return Path(self.export_dir)
+        return Path(self.trainer.default_root_dir) / "export"
+
+    def export(self, path: str | Path) -> Path:
+        """Save the masked-LM model and the tokenizer's HF files to ``path`` (atomically, replacing it)."""
+        assert self.model is not None, "call configure_model() first"
+        with atomic_dir(path, overwrite=True) as tmp:
+            self.model.save_pretrained(tmp)
+            if self.tokenizer_dir is not None:
+                self._load_tokenizer().to_hf().save_pretrained(tmp)
+        return Path(path)
+
+    def on_fit_end(self) -> None:
+        """Export the trained model on rank 0 (see :meth:`export`)."""
+        if self.trainer.is_global_zero:
+            self.export(self.export_path())
+        self.trainer.strategy.barrier("xlt_mlm_export")
