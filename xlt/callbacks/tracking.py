@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -14,20 +13,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-
-def default_tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` if set, else a SQLite store ``mlflow.db`` in the working directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def _artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
-    """Artifacts of a SQLite store live beside the database file, never in the working directory's ``mlruns``."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
-    return (db.parent / "mlartifacts" / experiment_name).as_uri()
+from xlt.mlflow_store import artifact_location, default_tracking_uri
 
 
 class TrackingLogger(MLFlowLogger):
@@ -55,7 +41,7 @@ class TrackingLogger(MLFlowLogger):
             run_name=run_name,
             tracking_uri=uri,
             tags=tags,
-            artifact_location=_artifact_location(uri, experiment_name),
+            artifact_location=artifact_location(uri, experiment_name),
             run_id=run_id,
             log_model=False,
         )

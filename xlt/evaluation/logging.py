@@ -48,7 +48,7 @@ def _client(tracking_uri: str | None, client: MlflowClient | None) -> MlflowClie
     if client is not None:
         return client
     if tracking_uri is None:
-        from xlt.callbacks.tracking import default_tracking_uri
+        from xlt.mlflow_store import default_tracking_uri
 
         tracking_uri = default_tracking_uri()
     return MlflowClient(tracking_uri=tracking_uri)
