@@ -295,3 +295,21 @@ def test_save_is_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.undo()
     assert out.read_bytes() == before  # the old file is intact, never half-overwritten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.yaml"]  # the temporary file was removed
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    from xlt.atomic import atomic_dir, atomic_file
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "x").write_text("1")
+        with atomic_file(tmp_path / "f.txt") as handle:
+            handle.write("1")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644

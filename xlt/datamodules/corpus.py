@@ -24,6 +24,7 @@ checkpoint sees exactly the batches of an uninterrupted run. Use ``steps_per_epo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -41,8 +42,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from xlt.datamodules.sampler import LanguageSampler, check_compatible, resolve_factors
 from xlt.errors import XltError
 from xlt.languages import Panel, load_panel
-from xlt.tokenization.fit import fit_tokenizer_from_datasets, scan_text_file
-from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer
+from xlt.tokenization.fit import VocabularyConfig, fit_tokenizer_from_datasets, resolve_designated, scan_text_file
+from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 # Our IterableDataset shards batches across workers itself, so its __len__ is exact; Lightning warns anyway.
@@ -272,6 +273,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         languages: list[str] | None = None,
         tokenizer: str | None = None,
         tokenizer_vocab_size: int = 8000,
+        tokenizer_fit: VocabularyConfig | None = None,
         block_size: int = 128,
         batch_size: int = 32,
         alpha: float = 0.3,
@@ -297,7 +299,11 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             languages: ISO 639-3 codes to train on (default: the panel's languages that have text).
             tokenizer: tokenizer directory; ``None`` fits one in ``prepare_data`` into
                 ``<cache_dir>/tokenizer-<hash of corpus, languages and vocabulary size>``.
-            tokenizer_vocab_size: SentencePiece pieces of the fitted tokenizer (ids = this + 2).
+            tokenizer_vocab_size: SentencePiece pieces of the fitted tokenizer (ids = this + 2); the base
+                (shared) size with ``tokenizer_fit``.
+            tokenizer_fit: vocabulary configuration of the fitted tokenizer (a–d of the paper, e.g.
+                ``{configuration: lang_specific, language_pieces: 50000}``; see
+                :class:`xlt.tokenization.fit.VocabularyConfig`). Default: one shared vocabulary.
             block_size: tokens per packed block (>= 8).
             batch_size: blocks per batch and process.
             alpha: sampling exponent, ``p(l) ∝ f_l · n_l ** alpha`` (XLM-R used 0.3; 1 = proportional).
@@ -332,6 +338,11 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         self.val_blocks_per_language, self.seed = int(val_blocks_per_language), int(seed)
         self.num_workers, self.steps_per_epoch = int(num_workers), int(steps_per_epoch)
         self.tokenizer_vocab_size = int(tokenizer_vocab_size)
+        if isinstance(tokenizer_fit, dict):
+            tokenizer_fit = VocabularyConfig(**tokenizer_fit)
+        self.tokenizer_fit = tokenizer_fit
+        if tokenizer_fit is not None:  # checkpoints hold plain types (they load with weights_only=True)
+            self.hparams["tokenizer_fit"] = dataclasses.asdict(tokenizer_fit)
         self.synthetic_seed, self.synthetic_scale = int(synthetic_seed), float(synthetic_scale)
         self.hub_config, self.hub_split, self.text_column = hub_config, hub_split, text_column
         self.cache_root = Path(cache_dir)
@@ -381,6 +392,10 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         else:
             key = {"corpus": self._corpus_identity(), "languages": sorted(codes),
                    "vocab_size": self.tokenizer_vocab_size, "fit_seed": TOKENIZER_FIT_SEED}
+            if tokenizer_fit is not None and tokenizer_fit.identity() != VocabularyConfig().identity():
+                tokenizer_fit.check("data.tokenizer_fit.")
+                resolve_designated(tokenizer_fit, codes, self.panel, "data.tokenizer_fit.")  # fail fast
+                key["vocabulary"] = tokenizer_fit.identity()
             self.tokenizer_dir = str(self.cache_root / f"tokenizer-{_digest(key, 12)}")
             self._fit_tokenizer = True
 
@@ -474,7 +489,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         return paths
 
     def _tokenizer_key(self) -> str:
-        return hashlib.sha256((Path(self.tokenizer_dir) / MODEL_FILE).read_bytes()).hexdigest()[:16]
+        return tokenizer_fingerprint(self.tokenizer_dir)  # the shared model and any language blocks
 
     def _block_paths(self) -> dict[str, Path] | None:
         """The packed block files if the tokenizer exists (they may not exist yet)."""
@@ -501,6 +516,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
                     texts, self.tokenizer_dir, self.tokenizer_vocab_size, seed=TOKENIZER_FIT_SEED,
                     text_column=self._text_column_of(),
                     describe={c: json.dumps(self._source_identity(c)) for c in texts},
+                    vocabulary=self.tokenizer_fit, panel=self.panel,
                 )
             except XltError:
                 if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():  # not a concurrent fit

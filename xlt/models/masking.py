@@ -29,6 +29,9 @@ class TokenMasker:
         mask_replace_prob: Probability that a selected position is replaced by ``<mask>``.
         random_replace_prob: Probability that a selected position is replaced by a random non-special token
             (the rest, ``1 - mask_replace_prob - random_replace_prob``, keep their token).
+        replacement_vocab_size: Random replacements are drawn from ids below this (default ``vocab_size``);
+            with language-specific vocabulary blocks after the shared ids, pass the shared size so that no
+            language's text ever receives another language's block ids.
     """
 
     vocab_size: int
@@ -37,6 +40,7 @@ class TokenMasker:
     mask_prob: float = 0.15
     mask_replace_prob: float = 0.8
     random_replace_prob: float = 0.1
+    replacement_vocab_size: int | None = None
     _tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -51,13 +55,16 @@ class TokenMasker:
             raise ValueError(f"mask_id {self.mask_id} outside vocabulary of {self.vocab_size}")
         if len(self.special_ids) >= self.vocab_size:
             raise ValueError("every id is special: nothing to mask")
+        if self.replacement_vocab_size is not None and not 0 < self.replacement_vocab_size <= self.vocab_size:
+            raise ValueError(f"replacement_vocab_size {self.replacement_vocab_size} outside 1..{self.vocab_size}")
 
     def _tables_for(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(is_special lookup of shape [vocab_size], non-special ids) on ``device``."""
         if device not in self._tables:
             is_special = torch.zeros(self.vocab_size, dtype=torch.bool)
             is_special[torch.tensor(self.special_ids)] = True
-            candidates = torch.arange(self.vocab_size)[~is_special]
+            limit = self.replacement_vocab_size or self.vocab_size
+            candidates = torch.arange(limit)[~is_special[:limit]]
             self._tables[device] = (is_special.to(device), candidates.to(device))
         return self._tables[device]
 
