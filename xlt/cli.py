@@ -35,8 +35,29 @@ def _synth(argv: Sequence[str]) -> None:
     auto_cli(synth, args=list(argv), parser_mode="omegaconf", exit_on_error=False)
 
 
+def _tokenizer(argv: Sequence[str]) -> None:
+    from xlt.tokenization.commands import tokenizer_command
+
+    tokenizer_command(argv)
+
+
+def _plan(argv: Sequence[str]) -> None:
+    from xlt.planning import plan_command
+
+    plan_command(argv)
+
+
+def _consolidate(argv: Sequence[str]) -> None:
+    from xlt.models.consolidate import consolidate
+
+    auto_cli(consolidate, args=list(argv), parser_mode="omegaconf", exit_on_error=False)
+
+
 SUITE_COMMANDS: dict[str, tuple[Callable[[Sequence[str]], None], str]] = {
     "synth": (_synth, "generate the synthetic language panel: MLM text and gold data for the six tasks"),
+    "tokenizer": (_tokenizer, "fit and audit tokenizers: vocabulary configurations a–d"),
+    "plan": (_plan, "parameters and per-GPU memory of a recipe under DDP/FSDP2, without allocating weights"),
+    "consolidate": (_consolidate, "sharded (FSDP2) or single-file checkpoint -> Hugging Face export directory"),
 }
 
 

@@ -5,9 +5,12 @@ encoder's hidden states are gathered where ``labels != -100`` and only those row
 transform and the (tied) vocabulary projection. The loss equals the full-forward loss of
 ``AutoModelForMaskedLM``.
 
-All per-step randomness (masking and dropout) is re-seeded from ``(seed, global_step, rank, micro-batch)``
-at the start of every training step, so a run resumed from a checkpoint continues exactly like an
-uninterrupted one.
+All per-step randomness is re-seeded at the start of every training step, so a run resumed from a checkpoint
+continues exactly like an uninterrupted one: dropout from ``(seed, global_step, rank, micro-batch)``, masking
+from ``(seed, global_step, micro-batch)`` for the global batch (each rank keeps its rows), and the loss is the
+global token mean, so W data-parallel ranks train like one process with a W times larger batch
+(:mod:`xlt.models.data_parallel`). Under ``ModelParallelStrategy`` the model is sharded with FSDP2 in
+``configure_model`` (:mod:`xlt.models.sharding`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from xlt.atomic import atomic_dir
 from xlt.errors import XltError
+from xlt.models.data_parallel import global_token_mean, mask_global_rows
+from xlt.models.embeddings import VocabularyLayout, build_masked_lm_for_vocabulary
 from xlt.models.encoder import build_config, build_masked_lm, usable_positions
 from xlt.models.masking import IGNORE_INDEX, TokenMasker
 
@@ -80,6 +85,18 @@ def mlm_head(model: PreTrainedModel) -> nn.Module:
     if cls is not None and isinstance(getattr(cls, "predictions", None), nn.Module):
         return cls.predictions
     raise TypeError(f"{type(model).__name__} has no supported MLM head (lm_head or cls.predictions)")
+
+
+def masked_head_logits(
+    model: PreTrainedModel, input_ids: torch.Tensor, selected: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Base encoder on ``input_ids``, then the MLM head on the ``selected`` positions only: logits ``[N, V]``.
+
+    ``configure_model`` installs it as ``model.masked_head_logits`` so that, on an FSDP2-sharded model, the
+    root's hooks (gather embeddings and head, gradient reduction) run around it as around ``model(...)``.
+    """
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return mlm_head(model)(hidden[selected])
 
 
 class LanguageLossSums(Metric):
@@ -167,6 +184,7 @@ class MLMPretraining(pl.LightningModule):
         self.model: PreTrainedModel | None = None
         self._hf_config: PretrainedConfig | None = None
         self._masker: TokenMasker | None = None
+        self._layout: VocabularyLayout | None = None  # language blocks of the tokenizer (configuration d)
         self._generators: dict[torch.device, torch.Generator] = {}
         self.val_sums = LanguageLossSums(len(self.languages))
 
@@ -203,6 +221,8 @@ class MLMPretraining(pl.LightningModule):
                 )
                 special = set(tok.special_ids) | {tok.mask_id}
                 mask_id = tok.mask_id
+                if getattr(tok, "blocks", None):  # block rows learn from their language's text only (embeddings.py)
+                    self._layout = VocabularyLayout.from_tokenizer(tok)
                 config = build_config(self.encoder, overrides)
             else:
                 config = build_config(self.encoder, overrides)
@@ -210,7 +230,8 @@ class MLMPretraining(pl.LightningModule):
                 special = {FAIRSEQ_UNK_ID, mask_id} | {
                     i for i in (config.bos_token_id, config.pad_token_id, config.eos_token_id) if i is not None
                 }
-            self._masker = TokenMasker(config.vocab_size, mask_id, special, mask_prob=self.mask_prob)
+            self._masker = TokenMasker(config.vocab_size, mask_id, special, mask_prob=self.mask_prob,
+                                       replacement_vocab_size=self._layout.shared_size if self._layout else None)
             self._hf_config = config
         return self._hf_config
 
@@ -231,7 +252,17 @@ class MLMPretraining(pl.LightningModule):
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):  # initialisation depends on the seed alone
             torch.manual_seed(derive_seed("init", self.seed))
-            self.model = build_masked_lm(self.encoder, self.hf_config)
+            config = self.hf_config
+            blocks = self._load_tokenizer() if self._layout is not None else None  # block rows: mean init
+            self.model = build_masked_lm_for_vocabulary(self.encoder, config, blocks)
+        if self.device_mesh is not None:  # set by ModelParallelStrategy (FSDP2): shard layers + root
+            from xlt.models.sharding import shard_masked_lm, sharding_options
+
+            strategy = self._trainer.strategy if self._trainer is not None else None
+            shard_masked_lm(self.model, self.device_mesh, sharding_options(strategy))
+        from xlt.models.sharding import install_forward_method
+
+        install_forward_method(self.model, "masked_head_logits", masked_head_logits)  # runs FSDP root hooks
 
     def setup(self, stage: str) -> None:
         """Check that the data's block size fits the model's position embeddings."""
@@ -247,28 +278,43 @@ class MLMPretraining(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------------- math
     def masked_token_losses(
-        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        langs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token cross-entropy at masked positions only.
 
         Runs the base encoder, gathers hidden states where ``labels != -100`` and applies the MLM head to
-        those rows alone.
+        those rows alone. With language blocks (configuration d) and the batch's ``langs`` ``[B]``, a row's
+        softmax covers the shared ids and its own language's block only.
 
         Returns:
             ``(losses [N], selected [B, T] bool)`` with N the number of masked positions.
         """
         assert self.model is not None, "call configure_model() first"
-        hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         selected = labels != IGNORE_INDEX
-        logits = mlm_head(self.model)(hidden[selected])
+        forward = getattr(self.model, "masked_head_logits", None)  # installed by configure_model (FSDP-aware)
+        if forward is not None:
+            logits = forward(input_ids, selected, attention_mask)
+        else:
+            logits = masked_head_logits(self.model, input_ids, selected, attention_mask)
+        if self._layout is not None and langs is not None and self.languages != ["all"]:
+            row_langs = langs.to(input_ids.device)[:, None].expand_as(input_ids)[selected]
+            logits = self._layout.restrict_logits(logits, row_langs, self.languages)
         losses = F.cross_entropy(logits.float(), labels[selected], reduction="none")
         return losses, selected
 
     def mlm_loss(
-        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        langs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean cross-entropy over the masked positions (0 with a gradient path if nothing is masked)."""
-        losses, _ = self.masked_token_losses(input_ids, labels, attention_mask)
+        losses, _ = self.masked_token_losses(input_ids, labels, attention_mask, langs)
         if losses.numel() == 0:
             return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
         return losses.mean()
@@ -283,14 +329,30 @@ class MLMPretraining(pl.LightningModule):
         accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
         return derive_seed("train", self.seed, self.global_step, self.global_rank, batch_idx % accumulate)
 
+    def masking_seed(self, batch_idx: int) -> int:
+        """Seed of the masks of one global training micro-batch, from (seed, global_step, micro-batch); the same
+        on every rank, so the masks do not depend on how the global batch is split over ranks."""
+        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
+        return derive_seed("mask", self.seed, self.global_step, batch_idx % accumulate)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Mask the block batch, compute the masked-only MLM loss, log loss and learning rate."""
+        """Mask the block batch, compute the masked-only MLM loss, log loss and learning rate.
+
+        Masks are drawn for the global micro-batch and the loss is normalised by its masked-token count
+        (:mod:`xlt.models.data_parallel`), so W ranks with batch B train like one process with batch W·B;
+        ``train/mlm/loss`` is the global token-mean loss.
+        """
         step_seed = self.training_step_seed(batch_idx)
         torch.manual_seed(step_seed)  # dropout (CPU and every CUDA device)
         input_ids = batch["input_ids"]
-        masked, labels = self.masker(input_ids, self._generator(input_ids.device, derive_seed("mask", step_seed)))
-        loss = self.mlm_loss(masked, labels, batch.get("attention_mask"))
-        self.log("train/mlm/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(input_ids))
+        world = int(self.trainer.world_size) if self._trainer is not None else 1
+        generator = self._generator(input_ids.device, self.masking_seed(batch_idx))
+        masked, labels = mask_global_rows(self.masker, input_ids, generator, self.global_rank, world)
+        losses, _ = self.masked_token_losses(masked, labels, batch.get("attention_mask"), batch.get("lang"))
+        reduce = (lambda t: self.trainer.strategy.reduce(t, reduce_op="sum")) if world > 1 else None
+        loss, global_loss = global_token_mean(losses, world, reduce)
+        self.log("train/mlm/loss", global_loss, on_step=True, on_epoch=False, prog_bar=True,
+                 batch_size=len(input_ids))
         if self._trainer is not None and self.trainer.optimizers:
             lr = self.trainer.optimizers[0].param_groups[0]["lr"]
             self.log("train/mlm/lr", lr, on_step=True, on_epoch=False, batch_size=len(input_ids))
@@ -299,9 +361,12 @@ class MLMPretraining(pl.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         """Accumulate token-weighted masked-LM loss per language (masking fixed: same every epoch)."""
         input_ids = batch["input_ids"]
-        seed = derive_seed("val", self.seed, dataloader_idx, batch_idx, self.global_rank)
-        masked, labels = self.masker(input_ids, self._generator(input_ids.device, seed))
-        losses, selected = self.masked_token_losses(masked, labels, batch.get("attention_mask"))
+        # masks of the global batch (last seed slot 0 on every rank), so metrics do not depend on the world size
+        seed = derive_seed("val", self.seed, dataloader_idx, batch_idx, 0)
+        world = int(self.trainer.world_size) if self._trainer is not None else 1
+        generator = self._generator(input_ids.device, seed)
+        masked, labels = mask_global_rows(self.masker, input_ids, generator, self.global_rank, world)
+        losses, selected = self.masked_token_losses(masked, labels, batch.get("attention_mask"), batch.get("lang"))
         if "lang" in batch and len(self.languages) > 1:
             langs = batch["lang"].to(input_ids.device)[:, None].expand_as(input_ids)[selected]
         else:
@@ -363,17 +428,33 @@ class MLMPretraining(pl.LightningModule):
             return Path(self.export_dir)
         return Path(self.trainer.default_root_dir) / "export"
 
-    def export(self, path: str | Path) -> Path:
-        """Save the masked-LM model and the tokenizer's HF files to ``path`` (atomically, replacing it)."""
+    def export(self, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+        """Save the masked-LM model and the tokenizer's HF files to ``path`` (atomically, replacing it).
+
+        ``state_dict``: the full weights gathered from a sharded model (:func:`xlt.models.sharding.full_state_dict`);
+        they are saved from an unsharded twin built on the meta device.
+        """
         assert self.model is not None, "call configure_model() first"
+        model = self.model
+        if state_dict is not None:
+            from xlt.models.sharding import unsharded_from_state_dict
+
+            model = unsharded_from_state_dict(lambda: build_masked_lm(self.encoder, self.hf_config, False), state_dict)
         with atomic_dir(path, overwrite=True) as tmp:
-            self.model.save_pretrained(tmp)
+            model.save_pretrained(tmp)
             if self.tokenizer_dir is not None:
-                self._load_tokenizer().to_hf().save_pretrained(tmp)
+                tokenizer = self._load_tokenizer()
+                if tokenizer.blocks:  # configuration d: also its models, manifest, hf/<code>/ (XltTokenizer.load)
+                    tokenizer.write_files(tmp)
+                else:
+                    tokenizer.to_hf().save_pretrained(tmp)
         return Path(path)
 
     def on_fit_end(self) -> None:
-        """Export the trained model on rank 0 (see :meth:`export`)."""
+        """Export the trained model on rank 0 (see :meth:`export`); a sharded model is gathered on every rank first."""
+        from xlt.models.sharding import full_state_dict
+
+        state_dict = full_state_dict(self.model)  # a collective when sharded, None otherwise
         if self.trainer.is_global_zero:
-            self.export(self.export_path())
+            self.export(self.export_path(), state_dict)
         self.trainer.strategy.barrier("xlt_mlm_export")
