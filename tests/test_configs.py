@@ -71,3 +71,19 @@ def test_print_config_builds_no_weights(capsys: pytest.CaptureFixture[str]) -> N
     print_config(capsys, CONFIGS / "multi_l_plus.yaml")
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 500  # the fp32 weights alone would be > 10 GiB
+
+
+@pytest.mark.parametrize("strategy", sorted((CONFIGS / "strategy").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_strategy_overlay_composes(capsys: pytest.CaptureFixture[str], strategy: Path) -> None:
+    for recipe in (CONFIGS / "quickstart.yaml", CONFIGS / "multi_l_plus.yaml"):
+        config = print_config(capsys, recipe, strategy)
+        assert config["trainer"]["strategy"], (recipe, strategy)
+
+
+@pytest.mark.parametrize("tokenizer", sorted((CONFIGS / "tokenizer").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_tokenizer_config_resolves(capsys: pytest.CaptureFixture[str], tokenizer: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tokenizer", "fit", "--config", str(tokenizer), "--print_config"])
+    captured = capsys.readouterr()
+    assert exit_info.value.code in (0, None), captured.err
+    assert yaml.safe_load(captured.out)
