@@ -31,13 +31,25 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer_dir(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def synthetic_mlm_files(synthetic_dir: Path) -> dict[str, Path]:
+    """The synthetic panel's MLM text file per language code."""
+    return {p.stem: p for p in sorted((synthetic_dir / "mlm").glob("*.txt"))}
+
+
+@pytest.fixture(scope="session")
+def synthetic_mlm_lines(synthetic_mlm_files: dict[str, Path]) -> dict[str, list[str]]:
+    """The synthetic panel's non-empty MLM lines per language code."""
+    return {code: [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+            for code, path in synthetic_mlm_files.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(synthetic_mlm_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SentencePiece tokenizer (vocabulary 1000) fitted on the synthetic panel's MLM text."""
     from xlt.tokenization.fit import fit_tokenizer
 
-    files = {p.stem: p for p in sorted((synthetic_dir / "mlm").glob("*.txt"))}
     out = tmp_path_factory.mktemp("tokenizer") / "tok"
-    fit_tokenizer(files, out, vocab_size=1000, seed=0)
+    fit_tokenizer(synthetic_mlm_files, out, vocab_size=1000, seed=0)
     return out
 
 

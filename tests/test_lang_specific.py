@@ -28,29 +28,24 @@ TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermed
 BLOCK = 32
 
 
-def _files(synthetic_dir: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted((synthetic_dir / "mlm").glob("*.txt"))}
+@pytest.fixture(scope="module")
+def lines(synthetic_mlm_lines: dict[str, list[str]]) -> dict[str, list[str]]:
+    return synthetic_mlm_lines
 
 
 @pytest.fixture(scope="module")
-def lines(synthetic_dir: Path) -> dict[str, list[str]]:
-    return {code: [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
-            for code, path in _files(synthetic_dir).items()}
-
-
-@pytest.fixture(scope="module")
-def shared_dir(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shared_dir(synthetic_mlm_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("shared") / "tok"
-    fit_configuration(_files(synthetic_dir), out, VOCAB)
+    fit_configuration(synthetic_mlm_files, out, VOCAB)
     return out
 
 
 @pytest.fixture(scope="module")
-def tok_dir(synthetic_dir: Path, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tok_dir(synthetic_mlm_files: dict[str, Path], shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("lang_specific") / "tok"
     config = VocabularyConfig("lang_specific", language_pieces=PIECES, designated_languages=DESIGNATED,
                               base_tokenizer=str(shared_dir))
-    fit_configuration(_files(synthetic_dir), out, VOCAB, config)
+    fit_configuration(synthetic_mlm_files, out, VOCAB, config)
     return out
 
 

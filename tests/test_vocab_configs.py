@@ -27,21 +27,16 @@ CONFIGS = {
 }
 
 
-def _files(synthetic_dir: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted((synthetic_dir / "mlm").glob("*.txt"))}
+@pytest.fixture(scope="module")
+def lines(synthetic_mlm_lines: dict[str, list[str]]) -> dict[str, list[str]]:
+    return synthetic_mlm_lines
 
 
 @pytest.fixture(scope="module")
-def lines(synthetic_dir: Path) -> dict[str, list[str]]:
-    return {code: [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
-            for code, path in _files(synthetic_dir).items()}
-
-
-@pytest.fixture(scope="module")
-def fitted(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def fitted(synthetic_mlm_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("vocab_configs")
     for name, config in CONFIGS.items():
-        fit_configuration(_files(synthetic_dir), root / name, VOCAB, config, seed=0)
+        fit_configuration(synthetic_mlm_files, root / name, VOCAB, config, seed=0)
     return {name: root / name for name in CONFIGS}
 
 
@@ -155,19 +150,19 @@ def test_d_exports_shared_and_per_language_transformers_tokenizers(
         assert hf(texts[:30], add_special_tokens=False)["input_ids"] == d.encode(texts[:30], code), code
 
 
-def test_block_extends_an_existing_shared_tokenizer(synthetic_dir: Path, fitted: dict[str, Path],
+def test_block_extends_an_existing_shared_tokenizer(synthetic_mlm_files: dict[str, Path], fitted: dict[str, Path],
                                                     toks: dict[str, XltTokenizer], tmp_path: Path) -> None:
     """base_tokenizer: the blocks are added to a given shared vocabulary (a checkpoint's), not refitted."""
     config = VocabularyConfig("lang_specific", language_pieces=PIECES, designated_languages=["qah", "qag"],
                               base_tokenizer=str(fitted["a"]))
-    extended = fit_configuration(_files(synthetic_dir), tmp_path / "ext", VOCAB, config)
+    extended = fit_configuration(synthetic_mlm_files, tmp_path / "ext", VOCAB, config)
     assert extended.model_proto == toks["a"].model_proto
     assert extended.manifest["base_tokenizer"]["path"] == str(fitted["a"])
     for code in ("qah", "qag"):  # the same block as a from-scratch fit of (d)
         assert extended.language_models[code] == toks["d"].language_models[code]
     assert list(extended.blocks) == ["qag", "qah"]  # corpus order
     with pytest.raises(XltError, match="already has language blocks"):
-        fit_configuration(_files(synthetic_dir), tmp_path / "x", VOCAB,
+        fit_configuration(synthetic_mlm_files, tmp_path / "x", VOCAB,
                           VocabularyConfig("lang_specific", base_tokenizer=str(fitted["d"]),
                                            designated_languages=["qah"]))
     assert not (tmp_path / "x").exists()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,18 @@ def _read_lines(path: str | Path) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _tsv_rows(lines: list[str], first: int, width: int, path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of the non-empty TSV lines; a line with another field count is an XltError."""
+    for lineno, line in enumerate(lines, first):
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != width:
+            raise XltError(f"{path}:{lineno}: expected {width} tab-separated fields, found {len(fields)} — "
+                           "fix the line (fields may not contain tabs or newlines)")
+        yield lineno, fields
 
 
 def _dataset(columns: dict[str, list], task: str, where: str) -> Dataset:
@@ -247,13 +259,7 @@ def read_nli_tsv(path: str | Path, language: str | None = None) -> Dataset:
         p_idx, h_idx, l_idx, lang_idx, width, body, first = 0, 1, 2, None, 3, lines, 1
     want = to_iso639_3(language) if language else None
     cols: dict[str, list] = {"premise": [], "hypothesis": [], "label": []}
-    for lineno, line in enumerate(body, first):
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != width:
-            raise XltError(f"{path}:{lineno}: expected {width} tab-separated fields, found {len(fields)} — "
-                           "fix the line (fields may not contain tabs or newlines)")
+    for lineno, fields in _tsv_rows(body, first, width, path):
         if want and lang_idx is not None and to_iso639_3(fields[lang_idx]) != want:
             continue
         cols["premise"].append(fields[p_idx])
@@ -281,13 +287,7 @@ def read_pawsx_tsv(path: str | Path) -> Dataset:
     else:
         raise XltError(f"{path}:1: header {header} is not 'id sentence1 sentence2 label' — fix the file")
     cols: dict[str, list] = {"sentence1": [], "sentence2": [], "label": []}
-    for lineno, line in enumerate(body, first):
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != width:
-            raise XltError(f"{path}:{lineno}: expected {width} tab-separated fields, found {len(fields)} — "
-                           "fix the line (fields may not contain tabs or newlines)")
+    for lineno, fields in _tsv_rows(body, first, width, path):
         if fields[lab].strip() not in ("0", "1"):
             raise XltError(f"{path}:{lineno}: label '{fields[lab]}' is not 0 or 1")
         cols["sentence1"].append(fields[s1])
