@@ -110,14 +110,11 @@ class LanguageMixLogger(Callback):
         if isinstance(batch, dict) and "lang" in batch:
             self.counts.update(batch["lang"].tolist())
 
-    def _codes(self, trainer: Trainer) -> list[str] | None:
-        return getattr(trainer.datamodule, "language_codes", None)
-
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log(trainer)
 
     def _log(self, trainer: Trainer) -> None:
-        codes = self._codes(trainer)
+        codes = getattr(trainer.datamodule, "language_codes", None)
         if not codes:
             return
         local = torch.tensor([float(self.counts[i]) for i in range(len(codes))])

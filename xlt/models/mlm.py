@@ -295,11 +295,8 @@ class MLMPretraining(pl.LightningModule):
         """
         assert self.model is not None, "call configure_model() first"
         selected = labels != IGNORE_INDEX
-        forward = getattr(self.model, "masked_head_logits", None)  # installed by configure_model (FSDP-aware)
-        if forward is not None:
-            logits = forward(input_ids, selected, attention_mask)
-        else:
-            logits = masked_head_logits(self.model, input_ids, selected, attention_mask)
+        # configure_model installs masked_head_logits as a (FSDP-aware) method of the model
+        logits = self.model.masked_head_logits(input_ids, selected, attention_mask)
         if self._layout is not None and langs is not None and self.languages != ["all"]:
             row_langs = langs.to(input_ids.device)[:, None].expand_as(input_ids)[selected]
             logits = self._layout.restrict_logits(logits, row_langs, self.languages)
