@@ -57,3 +57,11 @@ def tiny_tokenizer_dir(synthetic_mlm_files: dict[str, Path], tmp_path_factory: p
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One migrated SQLite MLflow store shared by the session (migrations cost seconds)."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def task_panel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic panel with 150 train / 38 dev / 38 test examples per task and language (few-shot k=100)."""
+    from xlt.datamodules.synthetic import generate_panel
+
+    return generate_panel(tmp_path_factory.mktemp("task_panel") / "panel", seed=0, scale=0.25)

@@ -1,0 +1,166 @@
+"""The task data base: languages, few-shot sampling, length-bucketed evaluation batches, errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xlt.datamodules.pawsx import PAWSXDataModule
+from xlt.datamodules.readers import read_nli_tsv
+from xlt.datamodules.task_data import LengthBucketBatches, few_shot_indices, pad_batch
+from xlt.datamodules.xnli import XNLIDataModule
+from xlt.errors import XltError
+
+SYNTHETIC = ["qaa", "qab", "qac", "qad", "qae", "qaf", "qag", "qah", "qai", "qaj"]
+
+
+def xnli(panel_dir: Path, tokenizer: Path, **kwargs) -> XNLIDataModule:
+    return XNLIDataModule(data=str(panel_dir / "xnli"), tokenizer=str(tokenizer), panel="synthetic", **kwargs)
+
+
+def test_few_shot_indices_are_seeded_distinct_and_stratified() -> None:
+    labels = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+    picked = few_shot_indices(100, 10, seed=1, labels=labels)
+    assert len(picked) == len(set(picked)) == 10
+    assert Counter(labels[i] for i in picked) == {"a": 6, "b": 3, "c": 1}
+    assert picked == few_shot_indices(100, 10, seed=1, labels=labels)
+    assert picked != few_shot_indices(100, 10, seed=2, labels=labels)
+    # largest remainders: quotas 3.5 / 3.5 with k=7 over a 50/50 split → 4 + 3 (ties by label order)
+    halves = ["x"] * 50 + ["y"] * 50
+    assert Counter(halves[i] for i in few_shot_indices(100, 7, 0, halves)) == {"x": 4, "y": 3}
+    assert few_shot_indices(5, 10, seed=0) == [0, 1, 2, 3, 4]
+
+
+def test_few_shot_training_set_is_source_plus_exactly_k_per_target(task_panel_dir: Path,
+                                                                    tiny_tokenizer_dir: Path) -> None:
+    dm = xnli(task_panel_dir, tiny_tokenizer_dir, few_shot=100, seed=7)
+    dm.setup("fit")
+    sizes = dm.describe()["train"]
+    assert sizes == {"qaa": 150, **{code: 100 for code in SYNTHETIC[1:]}}
+    assert len(dm.features["train"]) == 150 + 9 * 100
+    chosen = {code: [tuple(r.values()) for r in rows] for code, rows in dm.splits["train"].items()}
+    for code in SYNTHETIC[1:]:
+        full = read_nli_tsv(task_panel_dir / "xnli" / code / "train.tsv")
+        full_rows = [tuple(r.values()) for r in full]
+        assert set(chosen[code]) <= set(full_rows)  # drawn from the language's own train split
+        counts = Counter(r[2] for r in chosen[code])
+        expected = Counter(full["label"])
+        for label, n in expected.items():  # stratified: shares within one example of the split's
+            assert abs(counts[label] - 100 * n / len(full)) <= 1
+    again = xnli(task_panel_dir, tiny_tokenizer_dir, few_shot=100, seed=7)
+    again.setup("fit")
+    assert {c: [tuple(r.values()) for r in rows] for c, rows in again.splits["train"].items()} == chosen
+    other = xnli(task_panel_dir, tiny_tokenizer_dir, few_shot=100, seed=8)
+    other.setup("fit")
+    assert [tuple(r.values()) for r in other.splits["train"]["qab"]] != chosen["qab"]
+    assert [tuple(r.values()) for r in other.splits["train"]["qaa"]] == chosen["qaa"]  # source: all of it
+
+
+def test_one_language_sample_does_not_depend_on_the_others(task_panel_dir: Path, tiny_tokenizer_dir: Path) -> None:
+    both = xnli(task_panel_dir, tiny_tokenizer_dir, few_shot=20, few_shot_languages=["qab", "qac"], seed=1)
+    alone = xnli(task_panel_dir, tiny_tokenizer_dir, few_shot=20, few_shot_languages=["qac"], seed=1)
+    both.setup("fit")
+    alone.setup("fit")
+    assert both.splits["train"]["qac"]["premise"] == alone.splits["train"]["qac"]["premise"]
+
+
+def test_model_selection_chooses_the_dev_languages(task_panel_dir: Path, tiny_tokenizer_dir: Path) -> None:
+    source = xnli(task_panel_dir, tiny_tokenizer_dir, eval_languages=["qaa", "qab", "qaj"])
+    target = xnli(task_panel_dir, tiny_tokenizer_dir, eval_languages=["qaa", "qab", "qaj"], model_selection="target")
+    assert source.split_languages("dev") == ["qaa"]
+    assert target.split_languages("dev") == ["qab", "qaj"]
+    assert source.split_languages("test") == ["qaa", "qab", "qaj"]
+    assert xnli(task_panel_dir, tiny_tokenizer_dir).eval_languages() == SYNTHETIC
+
+
+def test_evaluation_batches_are_length_bucketed_per_language(task_panel_dir: Path, tiny_tokenizer_dir: Path) -> None:
+    dm = xnli(task_panel_dir, tiny_tokenizer_dir, eval_max_tokens=800, eval_max_rows=64)
+    dm.setup("test")
+    seen: list[tuple[int, int]] = []
+    padded = real = 0
+    for batch in dm.test_dataloader():
+        assert batch["lang"].unique().numel() == 1  # one language per batch
+        assert batch["input_ids"].numel() <= 800 and len(batch["input_ids"]) <= 64
+        padded += batch["input_ids"].numel()
+        real += int(batch["attention_mask"].sum())
+        seen += list(zip(batch["lang"].tolist(), batch["index"].tolist(), strict=True))
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 10 * 38  # every example exactly once
+    assert real / padded > 0.85  # sorted by length: little padding (unsorted batches of 10: ~0.75)
+    # two ranks split the batches without overlap
+    lengths = [len(x) for x in dm.features["test"]["input_ids"]]
+    langs = dm.features["test"]["lang"]
+    ranks = [LengthBucketBatches(lengths, langs, 800, 64, rank, 2).batches for rank in (0, 1)]
+    flat = [i for batches in ranks for batch in batches for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))
+
+
+def test_pad_batch_pads_ids_and_labels() -> None:
+    batch = pad_batch([{"input_ids": [0, 5, 2], "labels": [-100, 3, -100], "label": 1},
+                       {"input_ids": [0, 2], "labels": [-100, -100], "label": 0}], pad_id=1, pad_keys={"labels": -100})
+    assert batch["input_ids"].tolist() == [[0, 5, 2], [0, 2, 1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [[-100, 3, -100], [-100, -100, -100]]
+    assert batch["label"].tolist() == [1, 0]
+
+
+def test_pair_encoding_truncates_to_max_length(task_panel_dir: Path, tiny_tokenizer_dir: Path) -> None:
+    dm = PAWSXDataModule(data=str(task_panel_dir / "pawsx"), tokenizer=str(tiny_tokenizer_dir), panel="synthetic",
+                         max_length=24, eval_languages=["qaa"])
+    dm.setup("test")
+    ids = dm.features["test"]["input_ids"]
+    assert max(len(x) for x in ids) == 24
+    assert all(x[0] == 0 and x[-1] == 2 for x in ids)  # <s> ... </s> kept by truncation
+    assert set(dm.features["test"]["label"]) == {0, 1}
+    assert dm.label_names == ["0", "1"]
+
+
+def test_eval_language_without_data_is_an_error_naming_it(tmp_path: Path, task_panel_dir: Path,
+                                                         tiny_tokenizer_dir: Path) -> None:
+    data = tmp_path / "xnli"
+    for code in ("qaa", "qab"):
+        (data / code).mkdir(parents=True)
+        for split in ("train", "dev", "test"):
+            (data / code / f"{split}.tsv").write_bytes((task_panel_dir / "xnli" / code / f"{split}.tsv").read_bytes())
+    dm = XNLIDataModule(data=str(data), tokenizer=str(tiny_tokenizer_dir), panel="synthetic",
+                        eval_languages=["qab", "qac"])
+    with pytest.raises(XltError, match=r"no test data for language 'qac' \(xnli\)"):
+        dm.setup("test")
+    assert XNLIDataModule(data=str(data), tokenizer=str(tiny_tokenizer_dir), panel="synthetic").eval_languages() == \
+        ["qaa", "qab"]
+
+
+def test_bad_arguments_are_one_line_errors(task_panel_dir: Path, tiny_tokenizer_dir: Path) -> None:
+    with pytest.raises(XltError, match="unknown language code 'xyz' for panel 'synthetic'"):
+        xnli(task_panel_dir, tiny_tokenizer_dir, eval_languages=["xyz"])
+    with pytest.raises(XltError, match="few_shot -1"):
+        xnli(task_panel_dir, tiny_tokenizer_dir, few_shot=-1)
+    with pytest.raises(XltError, match=r"few_shot 500 > the 150 train examples of language 'qab'"):
+        xnli(task_panel_dir, tiny_tokenizer_dir, few_shot=500, few_shot_languages=["qab"]).setup("fit")
+    with pytest.raises(XltError, match="tokenizer 'nowhere/tok' could not be loaded"):
+        xnli(task_panel_dir, Path("nowhere/tok")).setup("test")
+
+
+def test_label_map_and_label_errors(tmp_path: Path, tiny_tokenizer_dir: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    rows = {"sentence1": ["a b", "c d", "e f"], "sentence2": ["b a", "d c", "f e"], "label": [0, 1, 1]}
+    repo = tmp_path / "pawsx_repo"
+    DatasetDict({"test": Dataset.from_dict(rows), "train": Dataset.from_dict(rows)}).save_to_disk(str(repo))
+    dm = PAWSXDataModule(data=str(repo), tokenizer=str(tiny_tokenizer_dir), panel="synthetic",
+                         train_languages=["qaa"], eval_languages=["qaa"], label_map={"1": "0"})
+    dm.setup("test")
+    assert dm.features["test"]["label"] == [0, 0, 0]
+    dm = PAWSXDataModule(data=str(repo), tokenizer=str(tiny_tokenizer_dir), panel="synthetic",
+                         train_languages=["qaa"], eval_languages=["qaa"], label_map={"1": "yes"})
+    with pytest.raises(XltError, match=r"labels \['yes'\] of language 'qaa' are not in the pawsx label set"):
+        dm.setup("test")
+
+
+def test_stratified_sample_keeps_rare_labels(task_panel_dir: Path) -> None:
+    labels = read_nli_tsv(task_panel_dir / "xnli" / "qab" / "train.tsv")["label"]
+    picked = few_shot_indices(len(labels), 30, seed=0, labels=labels)
+    shares = Counter(labels[i] for i in picked)
+    assert set(shares) == set(labels) and np.isclose(sum(shares.values()), 30)

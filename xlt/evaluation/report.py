@@ -1,0 +1,546 @@
+"""``xlt report``: the paper's Table 2 (one row per model, one column per task) rendered from MLflow task runs.
+
+A task run logs ``<stage>/<task>/<metric>/<group>`` metrics (group = language code, ``macro``, ``family.*``,
+``script.*``, ``bucket.*``, ``bottom_decile``) with CI bounds ``<metric>_ci_low`` / ``_ci_high`` (see
+:mod:`xlt.evaluation.logging`) and tags ``xlt.task``, ``xlt.encoder``, ``xlt.few_shot``, ``xlt.seed`` plus the
+logger's own tags (``model``, ``vocab``, ``recipe``...). The report
+
+- labels each run by its ``label_tags`` (``quickstart / shared``), else its ``xlt.encoder`` tag, else its run
+  name; few-shot runs get their own rows (``quickstart / shared (few-shot 10)``);
+- keeps the latest run of each label + task + seed (seed from tag ``xlt.seed`` or param
+  ``config.seed_everything``) and aggregates seeds: mean ± sample std (ddof=1) of the score, and the mean of the
+  seeds' CI bounds: ``72.4 ± 0.8 [70.1, 74.6]`` (one seed: ``72.4 [70.1, 74.6]``; no CI: no brackets);
+- writes ``table2.md`` (Table 2: macro average of each task's primary metric, plus ``Avg`` over tasks for rows
+  that have every task), ``table2.csv`` (long format, every group, fractions at full precision),
+  ``table2.png`` (grouped bars with CI error bars) and ``languages_<task>.md`` / ``.csv`` (one row per label,
+  one column per language plus ``macro``, cells formatted as in Table 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from mlflow.entities import Experiment, Run, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from xlt.atomic import atomic_dir, atomic_file
+from xlt.errors import XltError
+from xlt.evaluation.disaggregation import sanitize_group
+from xlt.evaluation.plots import save_png
+from xlt.languages import BUCKETS
+
+TASK_ORDER = ("xnli", "udpos", "ner", "pawsx", "qa", "retrieval")
+"""Table 2's column order; tasks found in runs but not listed here follow, alphabetically."""
+
+TASK_HEADERS = {"xnli": "XNLI", "udpos": "POS", "ner": "NER", "pawsx": "PAWS-X", "qa": "QA", "retrieval": "Tatoeba"}
+"""Column header of each known task."""
+
+DEFAULT_METRICS = {"xnli": "acc", "pawsx": "acc", "udpos": "acc", "ner": "f1", "qa": "f1", "retrieval": "p1"}
+"""Primary metric of each known task (the Table 2 cell)."""
+
+EXTRA_METRICS = {"qa": ("em",)}
+"""Secondary metrics of a task, reported in ``table2.csv`` next to the primary one."""
+
+_METRIC_PREFERENCE = ("acc", "f1", "p1", "em")
+_NOT_SCORES = ("_ci_low", "_ci_high", "_of_supervised", "_gap_recovered", "_distance_pearson", "_distance_spearman")
+_OUTPUT = re.compile(r"^(table2\.(md|csv|png)|languages_.+\.(md|csv))$")
+_PAGE = 1000
+_CSV_FIELDS = ("label", "task", "metric", "group", "mean", "std", "n_seeds", "ci_low", "ci_high", "run_ids")
+
+
+@dataclass(frozen=True)
+class Score:
+    """One logged score of one run, with its CI bounds when the run logged them (fractions)."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """The scores of one MLflow run for one task.
+
+    Attributes:
+        run_id: MLflow run id.
+        label: the report row (label tags, encoder or run name; few-shot suffix included).
+        task: task name (second part of the metric names).
+        seed: the run's seed as a string, ``None`` when the run records none.
+        few_shot: few-shot examples per language (0 = zero-shot).
+        start_time: run start in ms (the latest run of a label + task + seed wins).
+        scores: metric -> group -> :class:`Score`.
+    """
+
+    run_id: str
+    label: str
+    task: str
+    seed: str | None
+    few_shot: int
+    start_time: int
+    scores: dict[str, dict[str, Score]]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A score aggregated over the seeds of one label + task (fractions).
+
+    Attributes:
+        mean: mean over seeds.
+        std: sample standard deviation (ddof=1), ``None`` for a single seed.
+        n_seeds: number of runs aggregated.
+        ci_low: mean of the runs' lower CI bounds, ``None`` unless every run has a CI.
+        ci_high: mean of the runs' upper CI bounds.
+        run_ids: the aggregated runs, in seed order.
+    """
+
+    mean: float
+    std: float | None
+    n_seeds: int
+    ci_low: float | None
+    ci_high: float | None
+    run_ids: tuple[str, ...]
+
+    def format(self, digits: int = 1) -> str:
+        """``72.4 ± 0.8 [70.1, 74.6]`` (percent); the ``±`` part only for several seeds, brackets only with a CI."""
+        text = _pct(self.mean, digits)
+        if self.std is not None:
+            text += f" ± {_pct(self.std, digits)}"
+        if self.ci_low is not None and self.ci_high is not None:
+            text += f" [{_pct(self.ci_low, digits)}, {_pct(self.ci_high, digits)}]"
+        return text
+
+
+@dataclass
+class Report:
+    """Table 2 and the per-language tables of one experiment.
+
+    Attributes:
+        experiment: MLflow experiment name.
+        stage: metric stage (``test``).
+        labels: rows, in order (each base label followed by its few-shot rows by increasing k).
+        tasks: columns, in order.
+        metrics: task -> primary metric.
+        cells: ``(label, task, metric, group)`` -> :class:`Cell`, for the primary and extra metrics.
+        notes: lines shown under the table (duplicates dropped, metric choices).
+    """
+
+    experiment: str
+    stage: str
+    labels: list[str]
+    tasks: list[str]
+    metrics: dict[str, str]
+    cells: dict[tuple[str, str, str, str], Cell]
+    notes: list[str] = field(default_factory=list)
+
+    def header(self, task: str) -> str:
+        """Column header: ``XNLI``..., with the metric in parentheses when it is not the task's default."""
+        name = TASK_HEADERS.get(task, task)
+        default = DEFAULT_METRICS.get(task)
+        return name if self.metrics[task] == default or default is None else f"{name} ({self.metrics[task]})"
+
+    def cell(self, label: str, task: str, group: str = "macro", metric: str | None = None) -> Cell | None:
+        """The aggregated cell of ``label`` × ``task`` for ``group`` (default: the task's primary metric)."""
+        return self.cells.get((label, task, metric or self.metrics[task], group))
+
+    def average(self, label: str) -> float | None:
+        """Mean over tasks of the row's macro means, ``None`` unless the row has every task."""
+        cells = [self.cell(label, task) for task in self.tasks]
+        if not cells or any(c is None for c in cells):
+            return None
+        return float(np.mean([c.mean for c in cells]))
+
+    def languages(self, task: str) -> list[str]:
+        """Language codes of the task's primary metric found in any row, sorted."""
+        metric = self.metrics[task]
+        return sorted({g for (_, t, m, g) in self.cells if t == task and m == metric and _group_kind(g) == "language"})
+
+    def to_markdown(self) -> str:
+        """Table 2 as Markdown: one row per label, one column per task, ``Avg`` with two tasks or more."""
+        header = ["Model", *(self.header(t) for t in self.tasks)]
+        with_avg = len(self.tasks) > 1
+        if with_avg:
+            header.append("Avg")
+        rows = []
+        for label in self.labels:
+            row = [_md(label), *(_fmt(self.cell(label, t)) for t in self.tasks)]
+            if with_avg:
+                avg = self.average(label)
+                row.append("–" if avg is None else _pct(avg))
+            rows.append(row)
+        metrics = ", ".join(f"{TASK_HEADERS.get(t, t)} {self.metrics[t]}" for t in self.tasks)
+        legend = (f"Macro average over languages (%) of: {metrics}. Cells: mean ± sample std over seeds "
+                  "[mean of the seeds' CI bounds]" + ("; Avg: mean over tasks, for rows that have every task."
+                                                      if with_avg else "."))
+        lines = [f"**Table 2** — experiment `{self.experiment}`, stage `{self.stage}`", "",
+                 *_md_table(header, rows), "", legend]
+        lines += [f"Note: {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        """Long format: label, task, metric, group, mean, std, n_seeds, ci_low, ci_high, run_ids (fractions)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(_CSV_FIELDS)
+        order = {(label, task): i for i, (label, task) in enumerate((lb, t) for lb in self.labels for t in self.tasks)}
+        for key in sorted(self.cells, key=lambda k: (order[k[0], k[1]], k[2] != self.metrics[k[1]], k[2],
+                                                        _group_key(k[3]))):
+            c = self.cells[key]
+            writer.writerow([*key, repr(c.mean), _num(c.std), c.n_seeds, _num(c.ci_low), _num(c.ci_high),
+                             " ".join(c.run_ids)])
+        return buffer.getvalue()
+
+    def language_rows(self, task: str) -> tuple[list[str], list[list[str]]]:
+        """Header and formatted rows of the per-language table of ``task`` (labels that ran the task)."""
+        groups = [*self.languages(task), "macro"]
+        header = ["Model", *groups]
+        rows = [[label, *(_fmt(self.cell(label, task, g)) for g in groups)] for label in self.labels
+                if any(self.cell(label, task, g) is not None for g in groups)]
+        return header, rows
+
+    def language_markdown(self, task: str) -> str:
+        """The per-language table of ``task`` as Markdown."""
+        header, rows = self.language_rows(task)
+        title = f"**{TASK_HEADERS.get(task, task)}** ({self.metrics[task]}, %) by language — experiment " \
+                f"`{self.experiment}`, stage `{self.stage}`"
+        return "\n".join([title, "", *_md_table(header, [[_md(r[0]), *r[1:]] for r in rows])]) + "\n"
+
+    def language_csv(self, task: str) -> str:
+        """The per-language table of ``task`` as CSV (cells formatted as in the Markdown table)."""
+        header, rows = self.language_rows(task)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["label", *header[1:]])
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    def plot(self, path: str | Path) -> Path:
+        """Grouped bars: one group per task, one bar per label (macro mean, %), CI error bars where known."""
+        n = max(len(self.labels), 1)
+        width = 0.8 / n
+        fig = Figure(figsize=(max(5.0, 1.2 * len(self.tasks) * max(1.0, n / 3) + 2), 3.8))
+        ax = fig.add_subplot()
+        x = np.arange(len(self.tasks))
+        for i, label in enumerate(self.labels):
+            cells = [self.cell(label, t) for t in self.tasks]
+            heights = np.array([np.nan if c is None else c.mean * 100 for c in cells])
+            err = np.array([[c.mean - c.ci_low, c.ci_high - c.mean] if c is not None and c.ci_low is not None
+                            and c.ci_high is not None else [np.nan, np.nan] for c in cells]).T * 100
+            offset = x - 0.4 + width * (i + 0.5)
+            ax.bar(offset, heights, width, label=label)
+            ax.errorbar(offset, heights, yerr=np.clip(err, 0, None), fmt="none", ecolor="black", elinewidth=0.8,
+                        capsize=2)
+        ax.set_xticks(x, labels=[self.header(t) for t in self.tasks])
+        ax.set_ylabel("macro score (%)")
+        ax.set_title(f"{self.experiment} ({self.stage})")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return save_png(fig, path)
+
+
+def report(experiment: str, tracking_uri: str | None = None, filter: str = "", stage: str = "test",
+           label_tags: Sequence[str] = ("model", "vocab"), out: str | None = None,
+           metrics: dict[str, str] | None = None, tasks: list[str] | None = None,
+           include_unfinished: bool = False) -> Path:
+    """Render the paper's Table 2 (models × tasks) and per-language tables from an MLflow experiment's task runs.
+
+    Each cell is a task's macro score in percent: mean ± sample std over seeds [mean of the seeds' CI bounds].
+    Writes table2.md, table2.csv (long format, every group), table2.png and languages_<task>.md/.csv into
+    ``out`` (replaced as a whole), prints the Markdown table and returns the output directory.
+
+    Args:
+        experiment: MLflow experiment holding the task runs.
+        tracking_uri: MLflow store; ``None`` uses ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
+        filter: MLflow search filter on the runs, e.g. ``tags.vocab = 'd'`` or ``params.config.seed_everything
+            = '1'`` (clauses joined with AND).
+        stage: metric stage to report (first part of ``<stage>/<task>/<metric>/<group>``).
+        label_tags: run tags whose values, joined with " / ", name a row (fallback: tag ``xlt.encoder``, then
+            the run name).
+        out: output directory (default ``reports/<experiment>``); an existing one may hold only report files.
+        metrics: task -> metric to report instead of the default (xnli/pawsx/udpos: acc, ner/qa: f1,
+            retrieval: p1), e.g. ``{qa: em}``.
+        tasks: columns to show, in this order (default: every task found, in Table 2 order).
+        include_unfinished: also report runs that are not FINISHED (running, failed, killed).
+    """
+    built = collect(experiment, tracking_uri, filter, stage, label_tags, metrics, tasks, include_unfinished)
+    target = Path(out) if out is not None else Path("reports") / sanitize_group(experiment)
+    _check_output(target)
+    markdown = built.to_markdown()
+    with atomic_dir(target, overwrite=True) as tmp:
+        _write(tmp / "table2.md", markdown)
+        _write(tmp / "table2.csv", built.to_csv())
+        built.plot(tmp / "table2.png")
+        for task in built.tasks:
+            stem = f"languages_{sanitize_group(task)}"
+            _write(tmp / f"{stem}.md", built.language_markdown(task))
+            _write(tmp / f"{stem}.csv", built.language_csv(task))
+    print(markdown, end="")
+    return target
+
+
+def collect(experiment: str, tracking_uri: str | None = None, filter: str = "", stage: str = "test",
+            label_tags: Sequence[str] = ("model", "vocab"), metrics: Mapping[str, str] | None = None,
+            tasks: Sequence[str] | None = None, include_unfinished: bool = False) -> Report:
+    """Read the experiment's runs and aggregate them into a :class:`Report` (arguments as for :func:`report`)."""
+    client, uri = _client(tracking_uri)
+    found = _experiment(client, experiment, uri)
+    runs = _search(client, found.experiment_id, filter)
+    if not include_unfinished:
+        runs = [r for r in runs if r.info.status == "FINISHED"]
+    task_runs = [tr for run in runs for tr in task_runs_of(run, stage, label_tags)]
+    if not task_runs:
+        where = f"experiment '{experiment}'" + (f" with filter {filter!r}" if filter else "")
+        which = "runs" if include_unfinished else "FINISHED runs"
+        raise XltError(f"no {which} of {where} have {stage}/<task>/<metric>/<group> metrics ({len(runs)} runs "
+                       f"searched) — task runs log {stage}/<task>/... metrics (e.g. {stage}/xnli/acc/macro); "
+                       "check the experiment, filter and stage")
+    notes: list[str] = []
+    task_runs = _latest_per_seed(task_runs, notes)
+    columns = _columns(task_runs, tasks, stage)
+    chosen = _choose_metrics(task_runs, columns, dict(metrics or {}), stage, notes)
+    cells = _aggregate([tr for tr in task_runs if tr.task in columns], chosen)
+    labels = _label_order(tr for tr in task_runs if tr.task in columns)
+    return Report(experiment, stage, labels, columns, chosen, cells, notes)
+
+
+def run_label(run: Run, label_tags: Sequence[str]) -> str:
+    """Row label of a run: its ``label_tags`` values joined with " / ", else tag ``xlt.encoder``, else its name;
+    few-shot runs (tag ``xlt.few_shot`` > 0) get `` (few-shot k)``."""
+    tags = run.data.tags
+    values = [str(tags[t]).strip() for t in label_tags if str(tags.get(t, "")).strip()]
+    label = " / ".join(values) or tags.get("xlt.encoder", "").strip() or run.info.run_name or run.info.run_id
+    k = _few_shot(tags)
+    return f"{label} (few-shot {k})" if k else label
+
+
+def task_runs_of(run: Run, stage: str, label_tags: Sequence[str]) -> list[TaskRun]:
+    """One :class:`TaskRun` per task that ``run`` logged ``<stage>/<task>/<metric>/<group>`` scores for."""
+    logged = run.data.metrics
+    scores: dict[str, dict[str, dict[str, Score]]] = defaultdict(lambda: defaultdict(dict))
+    for key, value in logged.items():
+        parts = key.split("/")
+        if len(parts) != 4 or parts[0] != stage or parts[2].endswith(_NOT_SCORES) or not math.isfinite(value):
+            continue
+        _, task, metric, group = parts
+        low = logged.get(f"{stage}/{task}/{metric}_ci_low/{group}")
+        high = logged.get(f"{stage}/{task}/{metric}_ci_high/{group}")
+        if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+            low = high = None
+        scores[task][metric][group] = Score(value, low, high)
+    if not scores:
+        return []
+    label, seed, k = run_label(run, label_tags), _seed(run), _few_shot(run.data.tags)
+    return [TaskRun(run.info.run_id, label, task, seed, k, run.info.start_time or 0,
+                    {m: dict(g) for m, g in by_metric.items()}) for task, by_metric in scores.items()]
+
+
+def aggregate(scores: Sequence[Score], run_ids: Sequence[str]) -> Cell:
+    """Mean ± sample std of the scores of several seeds, and the mean of their CI bounds when all have one."""
+    values = np.array([s.value for s in scores], dtype=float)
+    std = float(values.std(ddof=1)) if len(values) > 1 else None
+    with_ci = all(s.low is not None and s.high is not None for s in scores)
+    low = float(np.mean([s.low for s in scores])) if with_ci else None
+    high = float(np.mean([s.high for s in scores])) if with_ci else None
+    return Cell(float(values.mean()), std, len(values), low, high, tuple(run_ids))
+
+
+def _client(tracking_uri: str | None) -> tuple[MlflowClient, str]:
+    if tracking_uri is None:
+        from xlt.mlflow_store import default_tracking_uri
+
+        tracking_uri = default_tracking_uri()
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+        if not db.is_file():
+            raise XltError(f"no MLflow store at {db} ({tracking_uri}) — pass tracking_uri=... or set "
+                           "MLFLOW_TRACKING_URI to the store your runs were logged to")
+    return MlflowClient(tracking_uri=tracking_uri), tracking_uri
+
+
+def _experiment(client: MlflowClient, name: str, uri: str) -> Experiment:
+    found = client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "active":
+        return found
+    names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY))
+    shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
+    state = "is deleted" if found is not None else "not found"
+    raise XltError(f"experiment '{name}' {state} in {uri} — available experiments: {shown or 'none'}")
+
+
+def _search(client: MlflowClient, experiment_id: str, filter: str) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        try:
+            page = client.search_runs([experiment_id], filter_string=filter, run_view_type=ViewType.ACTIVE_ONLY,
+                                      max_results=_PAGE, order_by=["attributes.start_time ASC"], page_token=token)
+        except MlflowException as exc:
+            if exc.error_code != "INVALID_PARAMETER_VALUE":
+                raise
+            raise XltError(f"invalid filter {filter!r}: {exc.message} — use MLflow's search syntax, e.g. "
+                           "\"tags.vocab = 'd' AND params.config.seed_everything = '1'\"") from None
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _seed(run: Run) -> str | None:
+    seed = run.data.tags.get("xlt.seed") or run.data.params.get("config.seed_everything")
+    return None if seed is None or not str(seed).strip() else str(seed).strip()
+
+
+def _few_shot(tags: Mapping[str, str]) -> int:
+    raw = str(tags.get("xlt.few_shot", "") or "0").strip()
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise XltError(f"run tag xlt.few_shot = {raw!r} is not an integer — fix or delete that tag") from None
+
+
+def _seed_key(seed: str | None) -> tuple:
+    if seed is None:
+        return (2, 0, "")
+    try:
+        return (0, int(seed), "")
+    except ValueError:
+        return (1, 0, seed)
+
+
+def _latest_per_seed(task_runs: list[TaskRun], notes: list[str]) -> list[TaskRun]:
+    groups: dict[tuple[str, str, str | None], list[TaskRun]] = defaultdict(list)
+    for tr in task_runs:
+        groups[tr.label, tr.task, tr.seed].append(tr)
+    kept = []
+    for (label, task, seed), same in groups.items():
+        same.sort(key=lambda tr: (tr.start_time, tr.run_id))
+        kept.append(same[-1])
+        if len(same) > 1:
+            seed_text = "no seed" if seed is None else f"seed {seed}"
+            notes.append(f"{len(same)} runs of {label} / {task} / {seed_text}: kept the latest ({same[-1].run_id}), "
+                         f"ignored {', '.join(tr.run_id for tr in same[:-1])}.")
+    return kept
+
+
+def _columns(task_runs: list[TaskRun], tasks: Sequence[str] | None, stage: str) -> list[str]:
+    found = {tr.task for tr in task_runs}
+    ordered = [t for t in TASK_ORDER if t in found] + sorted(found - set(TASK_ORDER))
+    if not tasks:
+        return ordered
+    missing = [t for t in tasks if t not in found]
+    if missing:
+        raise XltError(f"no run has {stage}/<task>/... metrics for task(s) {', '.join(missing)} — tasks found: "
+                       f"{', '.join(ordered)}")
+    return list(dict.fromkeys(tasks))
+
+
+def _choose_metrics(task_runs: list[TaskRun], columns: list[str], overrides: dict[str, str], stage: str,
+                    notes: list[str]) -> dict[str, str]:
+    available: dict[str, set[str]] = defaultdict(set)
+    for tr in task_runs:
+        available[tr.task].update(tr.scores)
+    unknown = [t for t in overrides if t not in available]
+    if unknown:
+        raise XltError(f"metrics names task(s) {', '.join(unknown)} that no run logged — tasks found: "
+                       f"{', '.join(sorted(available))}")
+    chosen = {}
+    for task in columns:
+        names = sorted(available[task], key=lambda m: (_rank(m), m))
+        if task in overrides:
+            if overrides[task] not in available[task]:
+                raise XltError(f"no run logs {stage}/{task}/{overrides[task]}/... — metrics of {task}: "
+                               f"{', '.join(names)}; fix metrics[{task}]")
+            chosen[task] = overrides[task]
+        elif DEFAULT_METRICS.get(task) in available[task]:
+            chosen[task] = DEFAULT_METRICS[task]
+        else:
+            chosen[task] = names[0]
+            if len(names) > 1 or task in DEFAULT_METRICS:
+                notes.append(f"{task}: reporting {chosen[task]} (metrics found: {', '.join(names)}); pass "
+                             f"metrics={{{task}: ...}} to choose.")
+    return chosen
+
+
+def _rank(metric: str) -> int:
+    return _METRIC_PREFERENCE.index(metric) if metric in _METRIC_PREFERENCE else len(_METRIC_PREFERENCE)
+
+
+def _aggregate(task_runs: list[TaskRun], chosen: Mapping[str, str]) -> dict[tuple[str, str, str, str], Cell]:
+    by_row: dict[tuple[str, str], list[TaskRun]] = defaultdict(list)
+    for tr in task_runs:
+        by_row[tr.label, tr.task].append(tr)
+    cells = {}
+    for (label, task), runs in by_row.items():
+        runs.sort(key=lambda tr: _seed_key(tr.seed))
+        for metric in (chosen[task], *(m for m in EXTRA_METRICS.get(task, ()) if m != chosen[task])):
+            groups = {g for tr in runs for g in tr.scores.get(metric, {})}
+            for group in groups:
+                have = [tr for tr in runs if group in tr.scores.get(metric, {})]
+                cells[label, task, metric, group] = aggregate([tr.scores[metric][group] for tr in have],
+                                                              [tr.run_id for tr in have])
+    return cells
+
+
+def _label_order(task_runs: Iterable[TaskRun]) -> list[str]:
+    rows = {(tr.label, tr.few_shot) for tr in task_runs}
+    base = {label: label.removesuffix(f" (few-shot {k})") if k else label for label, k in rows}
+    return [label for label, k in sorted(rows, key=lambda r: (base[r[0]], r[1], r[0]))]
+
+
+def _group_kind(group: str) -> str:
+    if group in ("macro", "bottom_decile"):
+        return group
+    return group.split(".", 1)[0] if "." in group else "language"
+
+
+def _group_key(group: str) -> tuple:
+    kind = _group_kind(group)
+    rank = ("language", "macro", "family", "script", "bucket", "bottom_decile")
+    rank_of = rank.index(kind) if kind in rank else len(rank)
+    name = group.split(".", 1)[1] if "." in group else group
+    within = BUCKETS.index(name) if kind == "bucket" and name in BUCKETS else len(BUCKETS)
+    return (rank_of, within, group)
+
+
+def _pct(value: float, digits: int = 1) -> str:
+    return f"{value * 100:.{digits}f}"
+
+
+def _fmt(cell: Cell | None) -> str:
+    return "–" if cell is None else cell.format()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def _check_output(target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise XltError(f"output path {target} is a file — pass out=<a directory>")
+    if target.is_dir():
+        foreign = sorted(p.name for p in target.iterdir() if not _OUTPUT.match(p.name))
+        if foreign:
+            raise XltError(f"output directory {target} holds files that are not report outputs "
+                           f"({', '.join(foreign[:5])}) — the report replaces the whole directory; choose another out")
+
+
+def _write(path: Path, text: str) -> None:
+    with atomic_file(path) as handle:
+        handle.write(text)
