@@ -14,3 +14,8 @@ class XltError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class DataNotFound(XltError):
+    """The data for a task, split or language does not exist (as opposed to existing but being malformed):
+    callers that probe which languages have data skip these and let every other error through."""

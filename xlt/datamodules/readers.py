@@ -34,7 +34,7 @@ from typing import Any
 import datasets
 from datasets import ClassLabel, Dataset, Features, List, Value
 
-from xlt.errors import XltError
+from xlt.errors import DataNotFound, XltError
 from xlt.languages import to_iso639_3
 
 __all__ = [
@@ -88,7 +88,7 @@ def _read_lines(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "not found"
-        raise XltError(f"data file {path} {what} — check the path (or XLT_DATA_DIR)")
+        raise DataNotFound(f"data file {path} {what} — check the path (or XLT_DATA_DIR)")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -476,13 +476,13 @@ def load_task_dataset(source: str | Path, task: str, split: str = "test", langua
                 return _read_file(found, task, language, target)
         if (path / "dataset_dict.json").is_file() or any(path.glob("**/*.parquet")):
             return _load_hub(str(path), task, split, language, name, columns)
-        raise XltError(f"no {task} file for split '{local_split}'"
+        raise DataNotFound(f"no {task} file for split '{local_split}'"
                        f"{f' and language {language}' if language else ''} in {path} — "
                        "check the directory, split and language")
     text = str(source)
     looks_local = text.endswith(_DATA_SUFFIXES) or text.startswith((".", "/", "~")) or not _HUB_ID.match(text)
     if looks_local or (path.parent != Path(".") and path.parent.is_dir()):  # e.g. a typo in data/<name>
-        raise XltError(f"data file {source} not found — check the path (or XLT_DATA_DIR)")
+        raise DataNotFound(f"data file {source} not found — check the path (or XLT_DATA_DIR)")
     return _load_hub(text, task, split, language, name, columns)
 
 

@@ -103,12 +103,7 @@ class RetrievalDataModule(TaskDataModule):
         if not chosen:
             raise XltError(f"{directory} pairs language '{code}' with {sorted(pairs)}, not with the pivot "
                            f"'{self.pivot}' — set data.train_languages: [{next(iter(pairs))}] to use that pivot")
-        try:
-            return read_tatoeba(*chosen[0])
-        except XltError:
-            if required:
-                raise
-            return None
+        return read_tatoeba(*chosen[0])  # files that exist but are malformed are errors even when probing
 
     def eval_languages(self) -> list[str]:
         """The evaluation languages (default: every panel language with a pair file, the pivot excluded)."""

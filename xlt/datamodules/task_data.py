@@ -35,7 +35,7 @@ from datasets.utils import logging as datasets_logging
 from torch.utils.data import DataLoader, Sampler
 
 from xlt.datamodules.readers import load_task_dataset
-from xlt.errors import XltError
+from xlt.errors import DataNotFound, XltError
 from xlt.languages import Panel, load_panel
 
 ModelSelection = Literal["source", "target"]
@@ -294,10 +294,12 @@ class TaskDataModule(L.LightningDataModule):
         source, name = self.source_of(code)
         try:
             ds = load_task_dataset(source, self.reader_task, split, language=code, name=name)
-        except XltError as error:
+        except DataNotFound as error:  # malformed data always raises; absent data only when required
             if required:
                 raise XltError(f"no {split} data for language '{code}' ({self.task}): {error}") from error
             return None
+        except XltError as error:  # malformed: name the language as well as the file
+            raise XltError(f"{split} data of language '{code}' ({self.task}): {error}") from error
         if len(ds) == 0:
             if required:
                 raise XltError(f"the {split} data of language '{code}' in {source} is empty ({self.task}) — "
@@ -371,6 +373,8 @@ class TaskDataModule(L.LightningDataModule):
                 self._build(split)
 
     def _training_label_names(self) -> list[str] | None:
+        if type(self).label_names_from is TaskDataModule.label_names_from:  # a task without labels: read nothing
+            return None
         probe = self.train_languages[:1] or [self.source_language]
         split = "train" if self.trainable else "test"
         rows = self.read(probe[0], split, required=False) if self.trainable else None

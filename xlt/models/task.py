@@ -260,6 +260,13 @@ class TaskModule(pl.LightningModule):
         return metric.per_example()
 
     def _updated(self, stage: str) -> list[str]:
+        """The languages evaluated in ``stage``: the data module's split languages (the same on every rank, so
+        metric syncs are collective calls every rank makes), else those whose metric saw batches."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "splits"):
+            languages = list(datamodule.splits.get("dev" if stage == "val" else "test", {}))
+            if languages:
+                return [code for code in self.languages if code in languages]
         return [code for code in self.languages if self.metrics[f"{stage}_{code}"].update_count > 0]
 
     def on_validation_epoch_end(self) -> None:
