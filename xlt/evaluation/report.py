@@ -246,7 +246,7 @@ class Report:
         return save_png(fig, path)
 
 
-def report(experiment: str, tracking_uri: str | None = None, filter: str = "", stage: str = "test",
+def report(experiment: str = "quickstart", tracking_uri: str | None = None, filter: str = "", stage: str = "test",
            label_tags: Sequence[str] = ("model", "vocab"), out: str | None = None,
            metrics: dict[str, str] | None = None, tasks: list[str] | None = None,
            include_unfinished: bool = False) -> Path:
