@@ -80,6 +80,8 @@ def test_task_config_logs_disaggregated_metrics_with_cis(task: str, task_runs: d
     macro = sum(metrics[f"test/{task}/{metric}/{c}"] for c in languages) / len(languages)
     assert metrics[f"test/{task}/{metric}/macro"] == pytest.approx(macro)
     assert run.data.tags["xlt.encoder"].endswith("export") and run.data.tags["xlt.few_shot"] == "0"
+    assert run.data.tags["xlt.panel"] == "synthetic"
+    assert run.data.tags["xlt.train_languages"] == ("" if task == "retrieval" else "qaa")
     assert (task_runs[task] / "predictions" / f"test-qab.{'json' if task == 'qa' else 'tsv'}").is_file()
     artifacts = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(run.info.run_id, "evaluation")}
     assert f"evaluation/test_{task}_{metric}.png" in artifacts and f"evaluation/test_{task}_{metric}.csv" in artifacts

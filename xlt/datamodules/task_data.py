@@ -241,7 +241,10 @@ class TaskDataModule(L.LightningDataModule):
             raise XltError(f"data.eval_max_tokens {eval_max_tokens} < data.max_length {max_length} — raise it")
         self.data = data
         self.is_synthetic = data == "synthetic"
-        self.panel: Panel = load_panel(panel or ("synthetic" if self.is_synthetic else "paper40"))
+        panel = panel or ("synthetic" if self.is_synthetic else "paper40")
+        self.panel: Panel = load_panel(panel)
+        #: the panel as runs record it (tag ``xlt.panel``): a built-in name, else the file's absolute path
+        self.panel_spec = str(Path(panel).resolve()) if Path(panel).is_file() else panel
         default_train = ["eng"] if "eng" in self.panel else [self.panel.codes[0]]
         self.train_languages = list(train_languages or default_train) if self.trainable else []
         self.source_language = (train_languages or default_train)[0]

@@ -299,7 +299,7 @@ def bottom_decile_languages(panel: Panel, scores: Mapping[str, float], by: Botto
     return [c for c in codes if c in chosen]
 
 
-def _group_ratio(values: Mapping[str, float], reference: Mapping[str, float], members: Sequence[str],
+def group_ratio(values: Mapping[str, float], reference: Mapping[str, float], members: Sequence[str],
                  baseline: Mapping[str, float] | None = None) -> float | None:
     """``(mean v - mean b) / (mean r - mean b)`` over members present everywhere (``b = 0`` without baseline)."""
     common = [c for c in members if c in values and c in reference and (baseline is None or c in baseline)]
@@ -316,7 +316,7 @@ def relative_to_supervised(scores: Mapping[str, float], supervised: Mapping[str,
     """Group -> ``score / supervised`` (per language, and ratio of group means for macro/family/script/bucket)."""
     codes = [c for c in panel.codes if c in scores]
     groups = {c: [c] for c in codes} | _groups(panel, [c for c in codes if c not in exclude])
-    out = {g: _group_ratio(scores, supervised, members) for g, members in groups.items()}
+    out = {g: group_ratio(scores, supervised, members) for g, members in groups.items()}
     return {g: v for g, v in out.items() if v is not None}
 
 
@@ -325,7 +325,7 @@ def gap_recovered(few_shot: Mapping[str, float], zero_shot: Mapping[str, float],
     """Group -> fraction of the zero-shot→supervised gap that few-shot recovers, ``(few - zero) / (sup - zero)``."""
     codes = [c for c in panel.codes if c in few_shot]
     groups = {c: [c] for c in codes} | _groups(panel, [c for c in codes if c not in exclude])
-    out = {g: _group_ratio(few_shot, supervised, members, zero_shot) for g, members in groups.items()}
+    out = {g: group_ratio(few_shot, supervised, members, zero_shot) for g, members in groups.items()}
     return {g: v for g, v in out.items() if v is not None}
 
 
@@ -402,8 +402,8 @@ def disaggregate(scores: Mapping[str, Score], panel: Panel, *, stage: str, task:
 
 def _derived(groups: Mapping[str, GroupScore], values: Mapping[str, float], reference: Mapping[str, float],
              baseline: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Group -> :func:`_group_ratio` over each reported group's members (groups where it is undefined left out)."""
-    out = {g: _group_ratio(values, reference, row.languages, baseline) for g, row in groups.items()}
+    """Group -> :func:`group_ratio` over each reported group's members (groups where it is undefined left out)."""
+    out = {g: group_ratio(values, reference, row.languages, baseline) for g, row in groups.items()}
     return {g: v for g, v in out.items() if v is not None}
 
 

@@ -6,14 +6,21 @@ A task run logs ``<stage>/<task>/<metric>/<group>`` metrics (group = language co
 logger's own tags (``model``, ``vocab``, ``recipe``...). The report
 
 - labels each run by its ``label_tags`` (``quickstart / shared``), else its ``xlt.encoder`` tag, else its run
-  name; few-shot runs get their own rows (``quickstart / shared (few-shot 10)``);
+  name; few-shot runs get their own rows (``quickstart / shared (few-shot 10)``), and so do runs fine-tuned on
+  other languages than the report's source languages (``quickstart / shared [train deu]``; tag
+  ``xlt.train_languages``);
 - keeps the latest run of each label + task + seed (seed from tag ``xlt.seed`` or param
   ``config.seed_everything``) and aggregates seeds: mean ± sample std (ddof=1) of the score, and the mean of the
   seeds' CI bounds: ``72.4 ± 0.8 [70.1, 74.6]`` (one seed: ``72.4 [70.1, 74.6]``; no CI: no brackets);
 - writes ``table2.md`` (Table 2: macro average of each task's primary metric, plus ``Avg`` over tasks for rows
   that have every task), ``table2.csv`` (long format, every group, fractions at full precision),
   ``table2.png`` (grouped bars with CI error bars) and ``languages_<task>.md`` / ``.csv`` (one row per label,
-  one column per language plus ``macro``, cells formatted as in Table 2).
+  one column per language plus ``macro``, cells formatted as in Table 2);
+- adds the transfer views of :mod:`xlt.evaluation.transfer_report` (``transfer.md`` / ``.csv``: % of supervised,
+  few-shot gap recovered; ``transfer_<task>_<model>.csv`` / ``.png``: source × target matrix;
+  ``distance_<task>_<model>.png``) when runs of a model were fine-tuned on the targets themselves;
+- logs the whole directory as the artifacts of a run named ``report`` (tag ``xlt.report = table2``) in the same
+  experiment, so reports sit in MLflow next to the runs they summarise.
 """
 
 from __future__ import annotations
@@ -22,9 +29,9 @@ import csv
 import io
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,7 @@ from xlt.atomic import atomic_dir, atomic_file
 from xlt.errors import XltError
 from xlt.evaluation.disaggregation import sanitize_group
 from xlt.evaluation.plots import save_png
+from xlt.evaluation.transfer_report import RowInfo, transfer_tables
 from xlt.languages import BUCKETS
 
 TASK_ORDER = ("xnli", "udpos", "ner", "pawsx", "qa", "retrieval")
@@ -53,7 +61,9 @@ EXTRA_METRICS = {"qa": ("em",)}
 
 _METRIC_PREFERENCE = ("acc", "f1", "p1", "em")
 _NOT_SCORES = ("_ci_low", "_ci_high", "_of_supervised", "_gap_recovered", "_distance_pearson", "_distance_spearman")
-_OUTPUT = re.compile(r"^(table2\.(md|csv|png)|languages_.+\.(md|csv))$")
+_OUTPUT = re.compile(r"^(table2\.(md|csv|png)|languages_.+\.(md|csv)|transfer(_.+)?\.(md|csv|png)|distance_.+\.png)$")
+REPORT_TAG = "xlt.report"
+"""Tag of the MLflow run that holds a report's files (never read back as a task run)."""
 _PAGE = 1000
 _CSV_FIELDS = ("label", "task", "metric", "group", "mean", "std", "n_seeds", "ci_low", "ci_high", "run_ids")
 
@@ -73,12 +83,16 @@ class TaskRun:
 
     Attributes:
         run_id: MLflow run id.
-        label: the report row (label tags, encoder or run name; few-shot suffix included).
+        label: the report row (label tags, encoder or run name; few-shot suffix included; training languages are
+            added by :func:`collect` when they are not the report's source languages).
         task: task name (second part of the metric names).
         seed: the run's seed as a string, ``None`` when the run records none.
         few_shot: few-shot examples per language (0 = zero-shot).
         start_time: run start in ms (the latest run of a label + task + seed wins).
         scores: metric -> group -> :class:`Score`.
+        model: the label without suffixes.
+        sources: training languages (tag ``xlt.train_languages``), empty when not recorded.
+        panel: the run's panel (tag ``xlt.panel``).
     """
 
     run_id: str
@@ -88,6 +102,9 @@ class TaskRun:
     few_shot: int
     start_time: int
     scores: dict[str, dict[str, Score]]
+    model: str = ""
+    sources: tuple[str, ...] = ()
+    panel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,7 @@ class Report:
         metrics: task -> primary metric.
         cells: ``(label, task, metric, group)`` -> :class:`Cell`, for the primary and extra metrics.
         notes: lines shown under the table (duplicates dropped, metric choices).
+        rows: label -> what the row was trained on (model, training languages, few-shot k, panel).
     """
 
     experiment: str
@@ -141,6 +159,7 @@ class Report:
     metrics: dict[str, str]
     cells: dict[tuple[str, str, str, str], Cell]
     notes: list[str] = field(default_factory=list)
+    rows: dict[str, RowInfo] = field(default_factory=dict)
 
     def header(self, task: str) -> str:
         """Column header: ``XNLI``..., with the metric in parentheses when it is not the task's default."""
@@ -249,12 +268,15 @@ class Report:
 def report(experiment: str = "quickstart", tracking_uri: str | None = None, filter: str = "", stage: str = "test",
            label_tags: Sequence[str] = ("model", "vocab"), out: str | None = None,
            metrics: dict[str, str] | None = None, tasks: list[str] | None = None,
-           include_unfinished: bool = False) -> Path:
+           include_unfinished: bool = False, source_languages: list[str] | None = None,
+           log_to_mlflow: bool = True) -> Path:
     """Render the paper's Table 2 (models × tasks) and per-language tables from an MLflow experiment's task runs.
 
     Each cell is a task's macro score in percent: mean ± sample std over seeds [mean of the seeds' CI bounds].
     Writes table2.md, table2.csv (long format, every group), table2.png and languages_<task>.md/.csv into
-    ``out`` (replaced as a whole), prints the Markdown table and returns the output directory.
+    ``out`` (replaced as a whole), plus transfer.md/.csv (% of supervised, few-shot gap recovered) and transfer
+    matrices when some runs were fine-tuned on target languages; prints the Markdown table, logs the directory to
+    MLflow as a ``report`` run and returns the output directory.
 
     Args:
         experiment: MLflow experiment holding the task runs.
@@ -269,11 +291,17 @@ def report(experiment: str = "quickstart", tracking_uri: str | None = None, filt
             retrieval: p1), e.g. ``{qa: em}``.
         tasks: columns to show, in this order (default: every task found, in Table 2 order).
         include_unfinished: also report runs that are not FINISHED (running, failed, killed).
+        source_languages: the zero-shot source languages of Table 2's plain rows (default: the training languages
+            most runs share, English on ties); runs fine-tuned on other languages get rows ``... [train xxx]``
+            and serve as supervised references of the transfer views.
+        log_to_mlflow: log the report directory as the artifacts of a run named ``report`` in the experiment.
     """
-    built = collect(experiment, tracking_uri, filter, stage, label_tags, metrics, tasks, include_unfinished)
+    built = collect(experiment, tracking_uri, filter, stage, label_tags, metrics, tasks, include_unfinished,
+                    source_languages)
     target = Path(out) if out is not None else Path("reports") / sanitize_group(experiment)
     _check_output(target)
     markdown = built.to_markdown()
+    transfer = transfer_tables(built, built.rows)
     with atomic_dir(target, overwrite=True) as tmp:
         _write(tmp / "table2.md", markdown)
         _write(tmp / "table2.csv", built.to_csv())
@@ -282,17 +310,38 @@ def report(experiment: str = "quickstart", tracking_uri: str | None = None, filt
             stem = f"languages_{sanitize_group(task)}"
             _write(tmp / f"{stem}.md", built.language_markdown(task))
             _write(tmp / f"{stem}.csv", built.language_csv(task))
+        if transfer:
+            transfer.write(tmp, experiment, built.tasks, built.metrics)
     print(markdown, end="")
+    if transfer:
+        print(f"transfer views (% of supervised, gap recovered, matrices): {target / 'transfer.md'}")
+    if log_to_mlflow:
+        _log_report(experiment, tracking_uri, target, filter, stage)
     return target
+
+
+def _log_report(experiment: str, tracking_uri: str | None, target: Path, filter: str, stage: str) -> None:
+    """Log the report directory as a ``report`` run of the experiment (tag :data:`REPORT_TAG`)."""
+    client, _ = _client(tracking_uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    tags = {REPORT_TAG: "table2", "xlt.report.filter": filter, "xlt.report.stage": stage}
+    run_id = client.create_run(experiment_id, run_name="report", tags=tags).info.run_id
+    try:
+        client.log_artifacts(run_id, str(target), artifact_path="report")
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
 
 
 def collect(experiment: str, tracking_uri: str | None = None, filter: str = "", stage: str = "test",
             label_tags: Sequence[str] = ("model", "vocab"), metrics: Mapping[str, str] | None = None,
-            tasks: Sequence[str] | None = None, include_unfinished: bool = False) -> Report:
+            tasks: Sequence[str] | None = None, include_unfinished: bool = False,
+            source_languages: Sequence[str] | None = None) -> Report:
     """Read the experiment's runs and aggregate them into a :class:`Report` (arguments as for :func:`report`)."""
     client, uri = _client(tracking_uri)
     found = _experiment(client, experiment, uri)
-    runs = _search(client, found.experiment_id, filter)
+    runs = [r for r in _search(client, found.experiment_id, filter) if REPORT_TAG not in r.data.tags]
     if not include_unfinished:
         runs = [r for r in runs if r.info.status == "FINISHED"]
     task_runs = [tr for run in runs for tr in task_runs_of(run, stage, label_tags)]
@@ -303,22 +352,43 @@ def collect(experiment: str, tracking_uri: str | None = None, filter: str = "", 
                        f"searched) — task runs log {stage}/<task>/... metrics (e.g. {stage}/xnli/acc/macro); "
                        "check the experiment, filter and stage")
     notes: list[str] = []
+    task_runs = _label_sources(task_runs, source_languages)
     task_runs = _latest_per_seed(task_runs, notes)
     columns = _columns(task_runs, tasks, stage)
     chosen = _choose_metrics(task_runs, columns, dict(metrics or {}), stage, notes)
     cells = _aggregate([tr for tr in task_runs if tr.task in columns], chosen)
     labels = _label_order(tr for tr in task_runs if tr.task in columns)
-    return Report(experiment, stage, labels, columns, chosen, cells, notes)
+    rows = {tr.label: RowInfo(tr.model, tr.sources, tr.few_shot, tr.panel) for tr in task_runs}
+    return Report(experiment, stage, labels, columns, chosen, cells, notes, rows)
 
 
-def run_label(run: Run, label_tags: Sequence[str]) -> str:
+def run_label(run: Run, label_tags: Sequence[str], few_shot_suffix: bool = True) -> str:
     """Row label of a run: its ``label_tags`` values joined with " / ", else tag ``xlt.encoder``, else its name;
-    few-shot runs (tag ``xlt.few_shot`` > 0) get `` (few-shot k)``."""
+    few-shot runs (tag ``xlt.few_shot`` > 0) get `` (few-shot k)`` unless ``few_shot_suffix`` is false."""
     tags = run.data.tags
     values = [str(tags[t]).strip() for t in label_tags if str(tags.get(t, "")).strip()]
     label = " / ".join(values) or tags.get("xlt.encoder", "").strip() or run.info.run_name or run.info.run_id
-    k = _few_shot(tags)
+    k = _few_shot(tags) if few_shot_suffix else 0
     return f"{label} (few-shot {k})" if k else label
+
+
+def _label_sources(task_runs: list[TaskRun], source_languages: Sequence[str] | None) -> list[TaskRun]:
+    """Add `` [train a+b]`` to the labels of runs fine-tuned on other languages than the report's sources."""
+    known = [tr.sources for tr in task_runs if tr.sources]
+    if not known:
+        return task_runs
+    if source_languages:
+        default = tuple(source_languages)
+    else:
+        counts = Counter(known)
+        default = min(counts, key=lambda s: (-counts[s], s != ("eng",), s))
+    out = []
+    for tr in task_runs:
+        if tr.sources and tr.sources != default:
+            label = f"{tr.model} [train {'+'.join(tr.sources)}]"
+            tr = replace(tr, label=f"{label} (few-shot {tr.few_shot})" if tr.few_shot else label)
+        out.append(tr)
+    return out
 
 
 def task_runs_of(run: Run, stage: str, label_tags: Sequence[str]) -> list[TaskRun]:
@@ -337,9 +407,13 @@ def task_runs_of(run: Run, stage: str, label_tags: Sequence[str]) -> list[TaskRu
         scores[task][metric][group] = Score(value, low, high)
     if not scores:
         return []
-    label, seed, k = run_label(run, label_tags), _seed(run), _few_shot(run.data.tags)
+    tags = run.data.tags
+    label, seed, k = run_label(run, label_tags), _seed(run), _few_shot(tags)
+    model = run_label(run, label_tags, few_shot_suffix=False)
+    sources = tuple(c.strip() for c in str(tags.get("xlt.train_languages", "")).split(",") if c.strip())
     return [TaskRun(run.info.run_id, label, task, seed, k, run.info.start_time or 0,
-                    {m: dict(g) for m, g in by_metric.items()}) for task, by_metric in scores.items()]
+                    {m: dict(g) for m, g in by_metric.items()}, model, sources, tags.get("xlt.panel") or None)
+            for task, by_metric in scores.items()]
 
 
 def aggregate(scores: Sequence[Score], run_ids: Sequence[str]) -> Cell:

@@ -311,7 +311,8 @@ class TaskModule(pl.LightningModule):
             tags = {"xlt.task": self.task, "xlt.encoder": self.encoder, "xlt.seed": self.seed,
                     "xlt.few_shot": getattr(datamodule, "few_shot", 0),
                     "xlt.model_selection": getattr(datamodule, "model_selection", ""),
-                    "xlt.train_languages": ",".join(self.train_languages)}
+                    "xlt.train_languages": ",".join(self.train_languages),
+                    "xlt.panel": getattr(datamodule, "panel_spec", self.panel.name)}
             for key, value in tags.items():
                 logger.experiment.set_tag(logger.run_id, key, str(value))
         for result in self.results:
