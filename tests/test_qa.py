@@ -13,7 +13,6 @@ import torch
 from xlt.datamodules.qa import (
     CLS_INDEX,
     QADataModule,
-    QuestionBatches,
     answer_labels,
     answer_token_span,
     char_normalizer,
@@ -22,7 +21,7 @@ from xlt.datamodules.qa import (
     stripped_answer,
 )
 from xlt.datamodules.readers import read_squad_json
-from xlt.datamodules.task_data import load_fast_tokenizer
+from xlt.datamodules.task_data import LengthBucketBatches, load_fast_tokenizer
 from xlt.errors import XltError
 from xlt.evaluation.metrics import squad_f1
 from xlt.models.span_extraction import SpanExtraction, best_window_span, extract_answer
@@ -191,7 +190,7 @@ def test_question_batches_never_split_a_question() -> None:
     lengths = [10, 12, 12, 30, 5, 5, 5, 8, 40]
     langs = [0, 0, 0, 0, 1, 1, 1, 1, 0]
     questions = [0, 0, 1, 2, 0, 0, 0, 1, 3]
-    sampler = QuestionBatches(lengths, langs, questions, max_tokens=40, max_rows=4)
+    sampler = LengthBucketBatches(lengths, langs, max_tokens=40, max_rows=4, groups=questions)
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(9))
     for b in batches:
@@ -201,7 +200,7 @@ def test_question_batches_never_split_a_question() -> None:
             assert {i for i in range(9) if (langs[i], questions[i]) == key} <= set(b)
         assert len(keys) == 1 or max(lengths[i] for i in b) * len(b) <= 40
     assert batches == [[0, 1, 2], [3], [8], [4, 5, 6, 7]]  # per language, shortest questions first
-    ranks = [list(QuestionBatches(lengths, langs, questions, 40, 4, rank=r, world_size=2)) for r in range(2)]
+    ranks = [list(LengthBucketBatches(lengths, langs, 40, 4, rank=r, world_size=2, groups=questions)) for r in range(2)]
     assert sorted(i for part in ranks for b in part for i in b) == list(range(9))
 
 

@@ -17,22 +17,23 @@ Offsets are refined at the character level: spans are trimmed of whitespace (Sen
 preceding space) and byte-fallback tokens (``<0xE5>``), to which the tokenizer gives the offsets of a whole
 run of unknown characters, get the span of the one character their byte belongs to.
 
-Evaluation batches keep all windows of a question together (:class:`QuestionBatches`, length-bucketed per
-language like the other tasks), so the task module can pick each question's best span across its windows
-within one batch — on any rank.
+Evaluation batches keep all windows of a question together
+(:class:`~xlt.datamodules.task_data.LengthBucketBatches` with the question as group, length-bucketed per language
+like the other tasks), so the task module can pick each question's best span across its windows within one
+batch — on any rank.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from datasets import Dataset
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
-from xlt.datamodules.task_data import TaskDataModule
+from xlt.datamodules.task_data import LengthBucketBatches, TaskDataModule
 from xlt.errors import XltError
 
 CLS_INDEX = 0
@@ -203,45 +204,6 @@ def answer_labels(offset_start: Sequence[Sequence[int]], offset_end: Sequence[Se
     return starts, ends
 
 
-class QuestionBatches(Sampler[list[int]]):
-    """Evaluation batches of one language each that never split a question's windows.
-
-    Questions (groups of feature rows with one ``index``) are sorted by their longest window and packed into
-    batches of at most ``max_tokens`` padded tokens and ``max_rows`` rows (a question larger than that gets a
-    batch of its own); batches are dealt round-robin to ranks, so each question is evaluated once.
-    """
-
-    def __init__(self, lengths: Sequence[int], langs: Sequence[int], questions: Sequence[int], max_tokens: int,
-                 max_rows: int, rank: int = 0, world_size: int = 1) -> None:
-        lengths_arr = np.asarray(lengths, dtype=np.int64)
-        langs_arr, questions_arr = np.asarray(langs, dtype=np.int64), np.asarray(questions, dtype=np.int64)
-        batches: list[list[int]] = []
-        for lang in dict.fromkeys(langs_arr.tolist()):
-            groups: dict[int, list[int]] = {}
-            for row in np.flatnonzero(langs_arr == lang).tolist():
-                groups.setdefault(int(questions_arr[row]), []).append(row)
-            ordered = sorted(groups.values(), key=lambda rows: int(lengths_arr[rows].max()))
-            current: list[int] = []
-            longest = 0
-            for rows in ordered:
-                longest_if = max(longest, int(lengths_arr[rows].max()))
-                if current and (longest_if * (len(current) + len(rows)) > max_tokens
-                                or len(current) + len(rows) > max_rows):
-                    batches.append(current)
-                    current, longest_if = [], int(lengths_arr[rows].max())
-                current.extend(rows)
-                longest = longest_if
-            if current:
-                batches.append(current)
-        self.batches = batches[rank::world_size]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
 class QADataModule(TaskDataModule):
     """Extractive QA (SQuAD v1.1 format); metrics F1 and exact match of the answer text.
 
@@ -301,7 +263,8 @@ class QADataModule(TaskDataModule):
             self.setup({"dev": "validate", "test": "test"}[split])
         features = self.features[split].with_format(None)
         empty = len(features) == 0
-        batches = QuestionBatches([len(ids) for ids in features["input_ids"]] if not empty else [],
-                                  features["lang"] if not empty else [], features["index"] if not empty else [],
-                                  self.eval_max_tokens, self.eval_max_rows, self._rank, self._world)
+        batches = LengthBucketBatches([len(ids) for ids in features["input_ids"]] if not empty else [],
+                                      features["lang"] if not empty else [], self.eval_max_tokens,
+                                      self.eval_max_rows, self._rank, self._world,
+                                      groups=features["index"] if not empty else [])
         return DataLoader(features, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers)

@@ -101,25 +101,30 @@ class LengthBucketBatches(Sampler[list[int]]):
     """Evaluation batches of one language each, rows sorted by length, at most ``max_tokens`` padded tokens.
 
     Batches are cut per language in length order, then dealt round-robin to ranks (rank ``r`` of ``W`` takes
-    batches ``r, r + W, ...``), so every example is evaluated exactly once across ranks.
+    batches ``r, r + W, ...``), so every example is evaluated exactly once across ranks. With ``groups`` (e.g. the
+    question of each QA window), rows of one group are never split: groups are sorted by their longest row and
+    a group larger than the limits gets a batch of its own.
     """
 
     def __init__(self, lengths: Sequence[int], langs: Sequence[int], max_tokens: int, max_rows: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, groups: Sequence[int] | None = None) -> None:
         lengths_arr = np.asarray(lengths, dtype=np.int64)
         langs_arr = np.asarray(langs, dtype=np.int64)
+        group_ids = np.arange(len(lengths_arr)) if groups is None else np.asarray(groups, dtype=np.int64)
         batches: list[list[int]] = []
         for lang in dict.fromkeys(langs_arr.tolist()):
-            rows = np.flatnonzero(langs_arr == lang)
-            rows = rows[np.argsort(lengths_arr[rows], kind="stable")]
+            units: dict[int, list[int]] = {}
+            for row in np.flatnonzero(langs_arr == lang).tolist():
+                units.setdefault(int(group_ids[row]), []).append(row)
             current: list[int] = []
             longest = 0
-            for row in rows.tolist():
-                longest_if = max(longest, int(lengths_arr[row]))
-                if current and (longest_if * (len(current) + 1) > max_tokens or len(current) >= max_rows):
+            for rows in sorted(units.values(), key=lambda rows: int(lengths_arr[rows].max())):
+                longest_if = max(longest, int(lengths_arr[rows].max()))
+                if current and (longest_if * (len(current) + len(rows)) > max_tokens
+                                or len(current) + len(rows) > max_rows):
                     batches.append(current)
-                    current, longest_if = [], int(lengths_arr[row])
-                current.append(row)
+                    current, longest_if = [], int(lengths_arr[rows].max())
+                current.extend(rows)
                 longest = longest_if
             if current:
                 batches.append(current)
