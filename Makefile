@@ -22,7 +22,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/mlm_throughput.py

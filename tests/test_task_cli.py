@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,35 @@ def test_report_renders_table2_over_the_task_runs(task_runs: dict[str, Path], ml
     assert f"{100 * xnli['test/xnli/acc/macro']:.1f} [" in row
     assert "qaj" in (tmp_path / "report" / "languages_udpos.md").read_text(encoding="utf-8")
     assert (tmp_path / "report" / "table2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_derives_transfer_views_from_two_source_languages(mlm_export: Path, synthetic_dir: Path,
+                                                                 mlflow_uri: str, tmp_path: Path) -> None:
+    """POS fine-tuned on qaa and on qab: the report's % of supervised divides qaa->qab by qab->qab, and the
+    transfer matrix has one row per source; its files are also a `report` run in MLflow."""
+    experiment = "task-cli-transfer"
+    for source in ("qaa", "qab"):
+        main(["fit", "--config", str(CONFIGS / "udpos.yaml"), "--model.encoder", str(mlm_export),
+              "--data.data", str(synthetic_dir / "ud"), "--data.panel", "synthetic", "--data.max_length", "64",
+              "--data.train_languages", f"[{source}]", "--data.eval_languages", "[qaa, qab, qai]",
+              "--trainer.default_root_dir", str(tmp_path / source), "--trainer.max_epochs", "1",
+              "--trainer.logger.init_args.tracking_uri", mlflow_uri, "--model.n_boot", "50",
+              "--trainer.logger.init_args.experiment_name", experiment])
+    out = tmp_path / "report"
+    main(["report", "--experiment", experiment, "--tracking_uri", mlflow_uri, "--out", str(out)])
+    client = MlflowClient(mlflow_uri)
+    exp_id = client.get_experiment_by_name(experiment).experiment_id
+    scores = {}
+    for run in client.search_runs([exp_id], "tags.`xlt.task` = 'udpos'"):
+        scores[run.data.tags["xlt.train_languages"]] = {c: run.data.metrics[f"test/udpos/acc/{c}"]
+                                                        for c in ("qaa", "qab", "qai")}
+    assert "| quickstart / shared [train qab] |" in (out / "table2.md").read_text(encoding="utf-8")
+    derived = {(r["label"], r["quantity"], r["group"]): float(r["value"])
+               for r in csv.DictReader((out / "transfer.csv").read_text(encoding="utf-8").splitlines())}
+    assert derived["quickstart / shared", "of_supervised", "qab"] == pytest.approx(
+        scores["qaa"]["qab"] / scores["qab"]["qab"])
+    matrix = list(csv.reader((out / "transfer_udpos_quickstart___shared.csv").read_text().splitlines()))
+    assert [row[0] for row in matrix] == ["source", "qaa", "qab"]
+    assert float(matrix[1][3]) == pytest.approx(scores["qaa"]["qai"])
+    reports = client.search_runs([exp_id], "tags.`xlt.report` = 'table2'")
+    assert len(reports) == 1
