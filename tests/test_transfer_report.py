@@ -26,11 +26,11 @@ FEW_SHOT = {"qaa": 0.90, "qab": 0.70, "qac": 0.60}  # qaa + 100 examples of each
 
 
 def _run(client: MlflowClient, experiment_id: str, sources: str, scores: dict[str, float], *, few_shot: int = 0,
-         start: int, panel: str = "synthetic") -> str:
-    tags = {"model": "tiny", "vocab": "shared", "xlt.task": "xnli", "xlt.seed": "1", "xlt.few_shot": str(few_shot),
-            "xlt.train_languages": sources, "xlt.panel": panel}
+         start: int, task: str = "xnli", metric: str = "acc") -> str:
+    tags = {"model": "tiny", "vocab": "shared", "xlt.task": task, "xlt.seed": "1", "xlt.few_shot": str(few_shot),
+            "xlt.train_languages": sources, "xlt.panel": "synthetic"}
     run_id = client.create_run(experiment_id, start_time=start, tags=tags).info.run_id
-    result = disaggregate(scores, PANEL.subset(list(CODES)), stage="test", task="xnli", metric="acc", n_boot=50)
+    result = disaggregate(scores, PANEL.subset(list(CODES)), stage="test", task=task, metric=metric, n_boot=50)
     log_evaluation(result, run_id, client=client, tables=False, plots=False)
     client.set_terminated(run_id)
     return run_id
@@ -46,6 +46,7 @@ def written(mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         _run(client, exp, source, scores, start=1000 + i)
     _run(client, exp, "qaa", FEW_SHOT, few_shot=100, start=2000)
     _run(client, exp, "qaa", SINGLE["qaa"], start=3000)  # a second qaa run: qaa is the default source set
+    _run(client, exp, "", {"qab": 0.3, "qac": 0.2}, start=4000, task="retrieval", metric="p1")  # not fine-tuned
     out = report(name, tracking_uri=mlflow_uri, out=str(tmp / "report"))
     return {"name": name, "out": out, "client": client, "exp": exp, "uri": mlflow_uri}
 
@@ -105,7 +106,7 @@ def test_transfer_matrix_heatmap_and_distance_correlation(written: dict) -> None
     text = (out / "transfer.md").read_text()
     assert "transfer matrix of `tiny / shared`" in text and "Spearman" in text
     built = collect(written["name"], tracking_uri=written["uri"])
-    assert built.rows["tiny / shared [train qab]"].sources == ("qab",)
+    assert built.rows["tiny / shared [train qab]", "xnli"].sources == ("qab",)
 
 
 def test_the_report_is_an_mlflow_run_and_is_not_read_back_as_a_task_run(written: dict) -> None:

@@ -149,7 +149,8 @@ class Report:
         metrics: task -> primary metric.
         cells: ``(label, task, metric, group)`` -> :class:`Cell`, for the primary and extra metrics.
         notes: lines shown under the table (duplicates dropped, metric choices).
-        rows: label -> what the row was trained on (model, training languages, few-shot k, panel).
+        rows: ``(label, task)`` -> what the row was trained on for that task (model, training languages,
+            few-shot k, panel).
     """
 
     experiment: str
@@ -159,7 +160,7 @@ class Report:
     metrics: dict[str, str]
     cells: dict[tuple[str, str, str, str], Cell]
     notes: list[str] = field(default_factory=list)
-    rows: dict[str, RowInfo] = field(default_factory=dict)
+    rows: dict[tuple[str, str], RowInfo] = field(default_factory=dict)
 
     def header(self, task: str) -> str:
         """Column header: ``XNLI``..., with the metric in parentheses when it is not the task's default."""
@@ -358,7 +359,7 @@ def collect(experiment: str, tracking_uri: str | None = None, filter: str = "", 
     chosen = _choose_metrics(task_runs, columns, dict(metrics or {}), stage, notes)
     cells = _aggregate([tr for tr in task_runs if tr.task in columns], chosen)
     labels = _label_order(tr for tr in task_runs if tr.task in columns)
-    rows = {tr.label: RowInfo(tr.model, tr.sources, tr.few_shot, tr.panel) for tr in task_runs}
+    rows = {(tr.label, tr.task): RowInfo(tr.model, tr.sources, tr.few_shot, tr.panel) for tr in task_runs}
     return Report(experiment, stage, labels, columns, chosen, cells, notes, rows)
 
 

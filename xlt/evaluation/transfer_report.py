@@ -130,40 +130,41 @@ class TransferTables:
                                       f"r = {corr.pearson:.2f}, ρ = {corr.spearman:.2f} (n = {corr.n})")
 
 
-def transfer_tables(report: Report, rows: Mapping[str, RowInfo]) -> TransferTables:
+def transfer_tables(report: Report, rows: Mapping[tuple[str, str], RowInfo]) -> TransferTables:
     """Derive % of supervised, gap recovered and transfer matrices from ``report`` (see the module docstring).
 
     Args:
         report: the aggregated report.
-        rows: label -> :class:`RowInfo` for every label of the report.
+        rows: ``(label, task)`` -> :class:`RowInfo` for every row and task of the report.
     """
     tables = TransferTables()
     panels: dict[str, Panel | None] = {}
     for task in report.tasks:
         languages = report.languages(task)
+        task_rows = {label: info for (label, t), info in rows.items() if t == task}
         scores = {label: {c: cell.mean for c in languages if (cell := report.cell(label, task, c)) is not None}
-                  for label in report.labels}
+                  for label in report.labels if label in task_rows}
         by_model: dict[str, list[str]] = {}
-        for label in report.labels:
-            if scores[label] and rows[label].sources:
-                by_model.setdefault(rows[label].model, []).append(label)
+        for label in scores:
+            if scores[label] and task_rows[label].sources:
+                by_model.setdefault(task_rows[label].model, []).append(label)
         for model, labels in by_model.items():
-            panel = _panel(rows[labels[0]].panel, panels, tables.notes)
-            zero = [lb for lb in labels if rows[lb].few_shot == 0]
-            supervised = _supervised(zero, rows, scores, languages)
+            panel = _panel(task_rows[labels[0]].panel, panels, tables.notes)
+            zero = [lb for lb in labels if task_rows[lb].few_shot == 0]
+            supervised = _supervised(zero, task_rows, scores, languages)
             for label in labels:
-                info = rows[label]
+                info = task_rows[label]
                 if any(t not in info.sources for t in supervised):
                     values = _ratios(scores[label], supervised, panel, info.sources)
                     if values:
                         tables.derived[label, task, "of_supervised"] = values
                 if info.few_shot:
-                    base = next((lb for lb in zero if rows[lb].sources == info.sources), None)
+                    base = next((lb for lb in zero if task_rows[lb].sources == info.sources), None)
                     if base is not None and supervised:
                         values = _ratios(scores[label], supervised, panel, info.sources, baseline=scores[base])
                         if values:
                             tables.derived[label, task, "gap_recovered"] = values
-            single = {rows[lb].sources[0]: scores[lb] for lb in zero if len(rows[lb].sources) == 1}
+            single = {task_rows[lb].sources[0]: scores[lb] for lb in zero if len(task_rows[lb].sources) == 1}
             if len(single) >= 2:
                 order = panel.codes if panel is not None else sorted(languages)
                 position = {c: i for i, c in enumerate(order)}
