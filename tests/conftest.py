@@ -9,6 +9,9 @@ import pytest
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# Tests never use the network: a hub lookup fails at once instead of retrying for ~45 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -107,9 +107,30 @@ def test_overrides_are_applied_and_typos_are_user_errors() -> None:
 def test_unknown_encoder_is_a_user_error(tmp_path: Path) -> None:
     assert is_model_type("xlm-roberta") and not is_model_type("xlm_roberta")
     with pytest.raises(XltError, match="model.encoder .*xlm-roberta"):
-        build_config(str(tmp_path / "missing"))
+        build_config("xlm_roberta")  # not a model type; looked up on the hub (offline in tests)
     with pytest.raises(XltError, match="directory"):
         build_config(str(tmp_path))  # exists but holds no config.json
+
+
+def test_missing_paths_fail_without_a_hub_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path that cannot be a hub id (or whose parent exists) is reported at once, without the hub client's
+    network retries; ``owner/name`` shapes still go to the hub."""
+    from xlt.datamodules.task_data import load_fast_tokenizer
+    from xlt.hub import meant_as_path
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the hub was consulted")
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", no_hub)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for missing in ("runs/quickstart/export", "runs/export", "./tok", str(tmp_path / "gone"), "~/nothing/here/x"):
+        assert meant_as_path(missing)
+        with pytest.raises(XltError, match=f"model.encoder {missing} not found — check the path"):
+            build_config(missing)
+    with pytest.raises(XltError, match="data.tokenizer runs/tok not found"):
+        load_fast_tokenizer("runs/tok")
+    assert not meant_as_path("xlm-roberta-base") and not meant_as_path("FacebookAI/xlm-roberta-base")
 
 
 def test_local_checkpoint_loads_weights_with_overrides(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ import datasets
 from datasets import ClassLabel, Dataset, Features, List, Value
 
 from xlt.errors import DataNotFound, XltError
+from xlt.hub import meant_as_path
 from xlt.languages import to_iso639_3
 
 __all__ = [
@@ -357,7 +358,6 @@ def read_tatoeba(src_path: str | Path, tgt_path: str | Path) -> Dataset:
 
 _SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}
 _DATA_SUFFIXES = (".conllu", ".txt", ".tsv", ".json", ".jsonl", ".csv", ".parquet", ".arrow")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
 def _same_language(code: str, language: str) -> bool:
@@ -480,8 +480,7 @@ def load_task_dataset(source: str | Path, task: str, split: str = "test", langua
                        f"{f' and language {language}' if language else ''} in {path} — "
                        "check the directory, split and language")
     text = str(source)
-    looks_local = text.endswith(_DATA_SUFFIXES) or text.startswith((".", "/", "~")) or not _HUB_ID.match(text)
-    if looks_local or (path.parent != Path(".") and path.parent.is_dir()):  # e.g. a typo in data/<name>
+    if text.endswith(_DATA_SUFFIXES) or meant_as_path(text):  # e.g. a typo in data/<name>
         raise DataNotFound(f"data file {source} not found — check the path (or XLT_DATA_DIR)")
     return _load_hub(text, task, split, language, name, columns)
 

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from xlt.datamodules.readers import load_task_dataset
 from xlt.errors import DataNotFound, XltError
+from xlt.hub import require_local_or_hub
 from xlt.languages import Panel, load_panel
 
 ModelSelection = Literal["source", "target"]
@@ -86,6 +87,7 @@ def load_fast_tokenizer(source: str, lang: str | None = None) -> Any:
     path = Path(source)
     if lang is not None and (path / HF_LANGUAGE_DIR / lang / "tokenizer.json").is_file():
         path = path / HF_LANGUAGE_DIR / lang
+    require_local_or_hub(source, "data.tokenizer")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else source)
     except (OSError, ValueError) as error:

@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, Pre
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from xlt.errors import XltError
+from xlt.hub import require_local_or_hub
 
 # Model types whose position ids start after the padding index (fairseq convention): usable positions are
 # max_position_embeddings - pad_token_id - 1 (514 - 1 - 1 = 512 for XLM-R).
@@ -50,6 +51,7 @@ def build_config(encoder: str, overrides: dict[str, Any] | None = None) -> Pretr
     if is_model_type(encoder):
         base = AutoConfig.for_model(encoder)
     else:
+        require_local_or_hub(encoder, "model.encoder")
         try:
             base = AutoConfig.from_pretrained(encoder)
         except (OSError, ValueError) as error:
