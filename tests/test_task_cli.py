@@ -144,3 +144,17 @@ def test_report_derives_transfer_views_from_two_source_languages(mlm_export: Pat
     assert float(matrix[1][3]) == pytest.approx(scores["qaa"]["qai"])
     reports = client.search_runs([exp_id], "tags.`xlt.report` = 'table2'")
     assert len(reports) == 1
+
+
+def test_missing_encoder_is_one_line_before_anything_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The README order matters: a task config before `xlt fit --config configs/quickstart.yaml` names the
+    missing export and exits 2 without creating an MLflow store, caches or run directories."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "udpos.yaml")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "xlt: error: model.encoder runs/quickstart/export not found — check the path, or run the step that writes "
+        "it first")
+    assert list(tmp_path.iterdir()) == []

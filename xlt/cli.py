@@ -103,6 +103,7 @@ class XltCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         """A task data module without ``tokenizer`` uses the model's encoder (an export directory or hub id)."""
+        from xlt.hub import require_local_or_hub
         from xlt.models.encoder import is_model_type
 
         config = self.config.get(self.subcommand) if self.subcommand else self.config
@@ -113,6 +114,7 @@ class XltCLI(LightningCLI):
             return
         encoder = model_args.get("encoder")
         if data_args.get("tokenizer") is None and encoder and not is_model_type(str(encoder)):
+            require_local_or_hub(str(encoder), "model.encoder")  # before loggers and caches are created
             data_args["tokenizer"] = str(encoder)
 
     def after_fit(self) -> None:
