@@ -115,18 +115,25 @@ class LengthBucketBatches(Sampler[list[int]]):
         group_ids = np.arange(len(lengths_arr)) if groups is None else np.asarray(groups, dtype=np.int64)
         batches: list[list[int]] = []
         for lang in dict.fromkeys(langs_arr.tolist()):
-            units: dict[int, list[int]] = {}
-            for row in np.flatnonzero(langs_arr == lang).tolist():
-                units.setdefault(int(group_ids[row]), []).append(row)
+            rows = np.flatnonzero(langs_arr == lang)
+            # units (groups) in first-seen order, each with its rows and its longest row, then stably by length
+            _, first, unit_of_row = np.unique(group_ids[rows], return_index=True, return_inverse=True)
+            unit_length = np.zeros(len(first), dtype=np.int64)
+            np.maximum.at(unit_length, unit_of_row, lengths_arr[rows])
+            seen = np.argsort(first, kind="stable")
+            order = seen[np.argsort(unit_length[seen], kind="stable")]
+            by_unit = rows[np.argsort(unit_of_row, kind="stable")].tolist()  # unit u: by_unit[start[u]:start[u+1]]
+            start = np.concatenate([[0], np.cumsum(np.bincount(unit_of_row, minlength=len(first)))]).tolist()
             current: list[int] = []
             longest = 0
-            for rows in sorted(units.values(), key=lambda rows: int(lengths_arr[rows].max())):
-                longest_if = max(longest, int(lengths_arr[rows].max()))
-                if current and (longest_if * (len(current) + len(rows)) > max_tokens
-                                or len(current) + len(rows) > max_rows):
+            for unit, length in zip(order.tolist(), unit_length[order].tolist(), strict=True):
+                unit_rows = by_unit[start[unit]:start[unit + 1]]
+                longest_if = max(longest, length)
+                if current and (longest_if * (len(current) + len(unit_rows)) > max_tokens
+                                or len(current) + len(unit_rows) > max_rows):
                     batches.append(current)
-                    current, longest_if = [], int(lengths_arr[rows].max())
-                current.extend(rows)
+                    current, longest_if = [], length
+                current.extend(unit_rows)
                 longest = longest_if
             if current:
                 batches.append(current)
