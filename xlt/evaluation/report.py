@@ -42,6 +42,7 @@ from mlflow.tracking import MlflowClient
 
 from xlt.atomic import atomic_dir, atomic_file
 from xlt.errors import XltError
+from xlt.evaluation import markdown
 from xlt.evaluation.disaggregation import sanitize_group
 from xlt.evaluation.plots import save_png
 from xlt.evaluation.transfer_report import RowInfo, transfer_tables
@@ -192,7 +193,7 @@ class Report:
             header.append("Avg")
         rows = []
         for label in self.labels:
-            row = [_md(label), *(_fmt(self.cell(label, t)) for t in self.tasks)]
+            row = [markdown.escape(label), *(_fmt(self.cell(label, t)) for t in self.tasks)]
             if with_avg:
                 avg = self.average(label)
                 row.append("–" if avg is None else _pct(avg))
@@ -202,7 +203,7 @@ class Report:
                   "[mean of the seeds' CI bounds]" + ("; Avg: mean over tasks, for rows that have every task."
                                                       if with_avg else "."))
         lines = [f"**Table 2** — experiment `{self.experiment}`, stage `{self.stage}`", "",
-                 *_md_table(header, rows), "", legend]
+                 *markdown.table(header, rows), "", legend]
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -232,7 +233,7 @@ class Report:
         header, rows = self.language_rows(task)
         title = f"**{TASK_HEADERS.get(task, task)}** ({self.metrics[task]}, %) by language — experiment " \
                 f"`{self.experiment}`, stage `{self.stage}`"
-        return "\n".join([title, "", *_md_table(header, [[_md(r[0]), *r[1:]] for r in rows])]) + "\n"
+        return "\n".join([title, "", *markdown.table(header, [[markdown.escape(r[0]), *r[1:]] for r in rows])]) + "\n"
 
     def language_csv(self, task: str) -> str:
         """The per-language table of ``task`` as CSV (cells formatted as in the Markdown table)."""
@@ -301,10 +302,10 @@ def report(experiment: str = "quickstart", tracking_uri: str | None = None, filt
                     source_languages)
     target = Path(out) if out is not None else Path("reports") / sanitize_group(experiment)
     _check_output(target)
-    markdown = built.to_markdown()
+    table2 = built.to_markdown()
     transfer = transfer_tables(built, built.rows)
     with atomic_dir(target, overwrite=True) as tmp:
-        _write(tmp / "table2.md", markdown)
+        _write(tmp / "table2.md", table2)
         _write(tmp / "table2.csv", built.to_csv())
         built.plot(tmp / "table2.png")
         for task in built.tasks:
@@ -313,7 +314,7 @@ def report(experiment: str = "quickstart", tracking_uri: str | None = None, filt
             _write(tmp / f"{stem}.csv", built.language_csv(task))
         if transfer:
             transfer.write(tmp, experiment, built.tasks, built.metrics)
-    print(markdown, end="")
+    print(table2, end="")
     if transfer:
         print(f"transfer views (% of supervised, gap recovered, matrices): {target / 'transfer.md'}")
     if log_to_mlflow:
@@ -369,8 +370,13 @@ def run_label(run: Run, label_tags: Sequence[str], few_shot_suffix: bool = True)
     tags = run.data.tags
     values = [str(tags[t]).strip() for t in label_tags if str(tags.get(t, "")).strip()]
     label = " / ".join(values) or tags.get("xlt.encoder", "").strip() or run.info.run_name or run.info.run_id
-    k = _few_shot(tags) if few_shot_suffix else 0
-    return f"{label} (few-shot {k})" if k else label
+    return _row_label(label, _few_shot(tags) if few_shot_suffix else 0)
+
+
+def _row_label(model: str, few_shot: int, sources: Sequence[str] = ()) -> str:
+    """``model [train a+b] (few-shot k)``, each suffix only when it applies."""
+    label = f"{model} [train {'+'.join(sources)}]" if sources else model
+    return f"{label} (few-shot {few_shot})" if few_shot else label
 
 
 def _label_sources(task_runs: list[TaskRun], source_languages: Sequence[str] | None) -> list[TaskRun]:
@@ -386,8 +392,7 @@ def _label_sources(task_runs: list[TaskRun], source_languages: Sequence[str] | N
     out = []
     for tr in task_runs:
         if tr.sources and tr.sources != default:
-            label = f"{tr.model} [train {'+'.join(tr.sources)}]"
-            tr = replace(tr, label=f"{label} (few-shot {tr.few_shot})" if tr.few_shot else label)
+            tr = replace(tr, label=_row_label(tr.model, tr.few_shot, tr.sources))
         out.append(tr)
     return out
 
@@ -409,8 +414,9 @@ def task_runs_of(run: Run, stage: str, label_tags: Sequence[str]) -> list[TaskRu
     if not scores:
         return []
     tags = run.data.tags
-    label, seed, k = run_label(run, label_tags), _seed(run), _few_shot(tags)
+    seed, k = _seed(run), _few_shot(tags)
     model = run_label(run, label_tags, few_shot_suffix=False)
+    label = _row_label(model, k)
     sources = tuple(c.strip() for c in str(tags.get("xlt.train_languages", "")).split(",") if c.strip())
     return [TaskRun(run.info.run_id, label, task, seed, k, run.info.start_time or 0,
                     {m: dict(g) for m, g in by_metric.items()}, model, sources, tags.get("xlt.panel") or None)
@@ -595,15 +601,6 @@ def _fmt(cell: Cell | None) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else repr(value)
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-            *("| " + " | ".join(row) + " |" for row in rows)]
 
 
 def _check_output(target: Path) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from xlt.errors import XltError
+from xlt.evaluation import markdown
 from xlt.languages import Language, Panel
 
 PANEL_FEATURES = ("word_order", "morphology", "script", "family")
@@ -109,12 +110,9 @@ class TransferMatrix:
     def to_markdown(self, percent: bool = True, digits: int = 1) -> str:
         """A Markdown table, sources as rows and targets as columns."""
         scale = 100.0 if percent else 1.0
-        lines = ["| source \\ target | " + " | ".join(self.targets) + " |",
-                 "|---|" + "---:|" * len(self.targets)]
-        for s, row in zip(self.sources, self.values, strict=True):
-            cells = ["–" if not np.isfinite(v) else f"{v * scale:.{digits}f}" for v in row]
-            lines.append(f"| {s} | " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        rows = [[s, *("–" if not np.isfinite(v) else f"{v * scale:.{digits}f}" for v in row)]
+                for s, row in zip(self.sources, self.values, strict=True)]
+        return "\n".join(markdown.table(["source \\ target", *self.targets], rows)) + "\n"
 
     def heatmap(self, path: str | Path, title: str | None = None) -> Path:
         """Write the matrix as a PNG heatmap (sources as rows, targets as columns) atomically."""

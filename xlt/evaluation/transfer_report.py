@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xlt.errors import XltError
+from xlt.evaluation import markdown
 from xlt.evaluation.disaggregation import gap_recovered, group_ratio, relative_to_supervised, sanitize_group
 from xlt.evaluation.plots import plot_distance_scatter
 from xlt.evaluation.transfer import TransferCorrelation, TransferMatrix, transfer_distance_correlation
@@ -36,8 +37,8 @@ from xlt.languages import BUCKETS, Panel, load_panel
 if TYPE_CHECKING:
     from xlt.evaluation.report import Report
 
-QUANTITIES = ("of_supervised", "gap_recovered")
-"""Derived quantities, in ``transfer.csv``'s ``quantity`` column."""
+QUANTITIES = {"of_supervised": "% of supervised", "gap_recovered": "gap recovered (%)"}
+"""Derived quantities (``transfer.csv``'s ``quantity`` column) and their titles in ``transfer.md``."""
 
 
 @dataclass(frozen=True)
@@ -90,19 +91,16 @@ class TransferTables:
         """Per task: % of supervised and gap recovered by language, the transfer matrices and correlations."""
         lines = [f"**Transfer** — experiment `{experiment}`", ""]
         for task in tasks:
-            for quantity, title in (("of_supervised", "% of supervised"), ("gap_recovered", "gap recovered (%)")):
+            for quantity, title in QUANTITIES.items():
                 rows = {label: groups for (label, t, q), groups in self.derived.items() if t == task and q == quantity}
                 if not rows:
                     continue
                 groups = list(dict.fromkeys(g for values in rows.values() for g in values))
                 languages = [g for g in groups if "." not in g and g != "macro"]
                 header = ["Model", *languages, "macro", *sorted((g for g in groups if "." in g), key=_group_order)]
-                lines += [f"*{task}* ({metrics.get(task, '')}): {title}", "",
-                          "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-                for label, values in rows.items():
-                    cells = ["–" if g not in values else f"{100 * values[g]:.1f}" for g in header[1:]]
-                    lines.append(f"| {label.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
-                lines.append("")
+                cells = [[markdown.escape(label), *("–" if g not in values else f"{100 * values[g]:.1f}"
+                                                    for g in header[1:])] for label, values in rows.items()]
+                lines += [f"*{task}* ({metrics.get(task, '')}): {title}", "", *markdown.table(header, cells), ""]
             for (model, t), matrix in self.matrices.items():
                 if t != task:
                     continue
@@ -226,4 +224,3 @@ def _panel(name: str | None, cache: dict[str, Panel | None], notes: list[str]) -
             notes.append(f"panel {name!r} of the runs could not be loaded ({exc}); family/script/bucket groups and "
                          "distance correlations left out.")
     return cache[name]
-

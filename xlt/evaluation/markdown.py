@@ -1,0 +1,16 @@
+"""Markdown tables of the evaluation outputs: a left-aligned label column, right-aligned value columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def escape(text: str) -> str:
+    """A table cell that keeps ``|`` literal."""
+    return text.replace("|", "\\|")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Lines of a Markdown table; the first column is left-aligned, the others right-aligned."""
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
