@@ -89,8 +89,18 @@ def build_masked_lm(
     if load_weights is None:
         load_weights = not is_model_type(encoder) and torch.get_default_device().type != "meta"
     if load_weights:
-        return AutoModelForMaskedLM.from_pretrained(encoder, config=config)
+        return in_train_mode(AutoModelForMaskedLM.from_pretrained(encoder, config=config))
     return AutoModelForMaskedLM.from_config(config)
+
+
+def in_train_mode(model: PreTrainedModel) -> PreTrainedModel:
+    """``model`` with every submodule in training mode.
+
+    ``from_pretrained`` returns a model in eval mode, and Lightning 2.6 keeps each submodule's mode when fitting
+    starts, so a model loaded from a path would otherwise train with dropout off. Lightning itself switches to
+    eval mode for validation and test and back afterwards.
+    """
+    return model.train()
 
 
 def usable_positions(config: PretrainedConfig) -> int:

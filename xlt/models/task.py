@@ -35,7 +35,7 @@ from transformers import PreTrainedModel
 from xlt.atomic import atomic_dir, atomic_file
 from xlt.errors import XltError
 from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
-from xlt.models.encoder import build_config, is_model_type, usable_positions
+from xlt.models.encoder import build_config, in_train_mode, is_model_type, usable_positions
 from xlt.models.mlm import adamw_param_groups, derive_seed, lr_factor
 
 
@@ -86,7 +86,7 @@ def build_task_model(auto_class: Any, encoder: str, overrides: dict[str, Any] | 
     config = build_config(encoder, overrides)  # XltError for a missing directory / unknown id
     for key, value in head.items():
         setattr(config, key, value)
-    return auto_class.from_pretrained(encoder, config=config)
+    return in_train_mode(auto_class.from_pretrained(encoder, config=config))
 
 
 class TaskModule(pl.LightningModule):
