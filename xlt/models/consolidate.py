@@ -14,7 +14,6 @@ written next to the output directory and memory-mapped, then deleted.
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from xlt.errors import XltError
+from xlt.models.checkpoints import load_checkpoint, xlt_module_class
 
 METADATA_FILE = "meta.pt"  # Lightning's non-tensor part of a sharded checkpoint
 MODEL_PREFIX = "model."  # MLMPretraining keeps the transformers model in ``self.model``
@@ -46,19 +46,15 @@ def read_checkpoint(checkpoint: str | Path, scratch_dir: str | Path) -> tuple[di
                            "checkpoint saved by FSDP2Strategy (e.g. <root>/checkpoints/last.ckpt)")
         from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
-        meta = torch.load(path / METADATA_FILE, map_location="cpu", weights_only=False)
+        meta = load_checkpoint(path / METADATA_FILE, "checkpoint metadata")
         Path(scratch_dir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=scratch_dir, prefix=".consolidate-") as tmp:
             merged = Path(tmp) / "merged.pt"
             dcp_to_torch_save(path, merged)
-            full = torch.load(merged, map_location="cpu", weights_only=False, mmap=True)
-        state = full.get("state_dict")
+            full = load_checkpoint(merged, f"merged shards of {path}", mmap=True)
+        state = full.get("state_dict") if isinstance(full, dict) else None
     else:
-        try:
-            meta = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
-            raise XltError(f"checkpoint {path} is not a readable torch checkpoint ({type(error).__name__}) — give "
-                           "a Lightning .ckpt file or a sharded checkpoint directory") from None
+        meta = load_checkpoint(path, "checkpoint", mmap=True)
         state = meta.get("state_dict") if isinstance(meta, dict) else None
     if not isinstance(state, dict) or not isinstance(meta, dict):
         raise XltError(f"checkpoint {path} has no state_dict — is it a Lightning checkpoint?")
@@ -80,11 +76,12 @@ def consolidate(
         tokenizer: Tokenizer directory to use instead of the one recorded in the checkpoint (e.g. when the run's
             cache moved).
         model_class: The LightningModule class of the checkpoint (default: the class recorded by ``xlt fit``,
-            else ``xlt.models.mlm.MLMPretraining``).
+            else ``xlt.models.mlm.MLMPretraining``); only xlt's own classes are accepted.
         overwrite: Replace ``out`` if it exists.
 
     Raises:
-        XltError: missing or foreign checkpoint, existing output without ``overwrite``, missing tokenizer.
+        XltError: missing or foreign checkpoint (objects other than plain types, a class outside xlt), existing
+            output without ``overwrite``, missing tokenizer.
     """
     out_path = Path(out)
     if out_path.exists() and not overwrite:
@@ -98,11 +95,7 @@ def consolidate(
     recorded = hparams.get("_class_path")  # LightningCLI records the model class for load_from_checkpoint
     model_class = model_class or recorded or "xlt.models.mlm.MLMPretraining"
     hparams = {key: value for key, value in hparams.items() if not key.startswith("_")}
-    module_name, _, class_name = model_class.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError):
-        raise XltError(f"model_class {model_class} cannot be imported — give a LightningModule class path") from None
+    cls = xlt_module_class(model_class, "--model_class" if model_class != recorded else f"checkpoint {checkpoint}")
     hparams.pop("export_dir", None)
     module = cls(**hparams)
     weights = {key[len(MODEL_PREFIX):]: value for key, value in state.items() if key.startswith(MODEL_PREFIX)}

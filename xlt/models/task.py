@@ -35,6 +35,7 @@ from transformers import PreTrainedModel
 from xlt.atomic import atomic_dir, atomic_file
 from xlt.errors import XltError
 from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
+from xlt.models.checkpoints import load_checkpoint, xlt_module_class
 from xlt.models.encoder import build_config, in_train_mode, is_model_type, usable_positions
 from xlt.models.mlm import adamw_param_groups, derive_seed, lr_factor
 
@@ -43,13 +44,17 @@ def _mlm_checkpoint_config(path: Path) -> tuple[Any, dict[str, torch.Tensor]]:
     """The transformers config and the encoder weights (base-model keys) of an MLMPretraining checkpoint."""
     from xlt.models.mlm import MLMPretraining
 
+    checkpoint = load_checkpoint(path, "model.encoder checkpoint")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         hparams = dict(checkpoint["hyper_parameters"])
         state = checkpoint["state_dict"]
-    except (OSError, KeyError, RuntimeError) as error:
-        raise XltError(f"model.encoder {path} is not a readable xlt MLM checkpoint ({type(error).__name__}) — "
-                       "pass an export directory, a hub id, a model type or a *.ckpt of `xlt fit`") from error
+    except (KeyError, TypeError) as error:
+        raise XltError(f"model.encoder {path} is not an xlt MLM checkpoint (no {error}) — pass an export "
+                       "directory, a hub id, a model type or a *.ckpt of `xlt fit`") from None
+    recorded = hparams.pop("_class_path", None)
+    if recorded is not None and xlt_module_class(recorded, f"model.encoder {path}") is not MLMPretraining:
+        raise XltError(f"model.encoder {path} is a checkpoint of {recorded}, not of MLM pretraining — pass an "
+                       "MLM *.ckpt, or the export directory of a fine-tuned model")
     hparams.pop("_instantiator", None)
     mlm = MLMPretraining(**hparams)
     config = mlm.hf_config
