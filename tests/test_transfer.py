@@ -16,6 +16,7 @@ from xlt.evaluation.disaggregation import disaggregate
 from xlt.evaluation.transfer import (
     TransferMatrix,
     distance_matrix,
+    distances,
     panel_distance,
     pearson,
     rankdata,
@@ -124,10 +125,44 @@ def test_uriel_distances_when_lang2vec_knows_the_languages(monkeypatch):
     dist, method = distance_matrix(["qaa"], ["qaa", "qab"], PANEL)
     assert method == "uriel"
     np.testing.assert_allclose(dist, [[0.0, 0.5]])  # mean of the four URIEL distances
+    found = distances(["qaa"], ["qaa", "qab"], PANEL)
+    assert (found.method, found.uriel_unknown, found.note) == ("uriel", (), None)
     dist, method = distance_matrix(["qaa"], ["qab", "qac"], PANEL)  # qac unknown to URIEL: whole matrix on panel
     assert method == "panel" and dist[0, 1] == 1.0
-    with pytest.raises(XltError, match="URIEL has no features"):
+    with pytest.raises(XltError, match=r"URIEL \(lang2vec\) has no features for qac \(of qaa, qac\)"):
         distance_matrix(["qaa"], ["qac"], PANEL, method="uriel")
+
+
+def test_uriel_fallback_names_exactly_the_languages_lang2vec_does_not_know(monkeypatch):
+    _fake_lang2vec(monkeypatch, known={"qaa", "qab", "qad"})
+    found = distances(["qaa", "qab"], ["qac", "qad", "qae"], PANEL)
+    assert found.method == "panel" and found.requested == "auto" and found.lang2vec_installed is True
+    assert found.uriel_unknown == ("qac", "qae")  # per language, in first-seen order; qaa, qab, qad are known
+    assert found.note == "URIEL (lang2vec) has no distances for qac, qae: panel distances used for all pairs"
+    np.testing.assert_allclose(found.values, [[1.0, 0.25, 0.0], [1.0, 0.5, 0.5]])
+    # the correlation carries the same per-language answer, in its JSON and its report line
+    scores = {"qaa": {"qab": 0.7, "qac": 0.2, "qad": 0.6}, "qab": {"qaa": 0.6, "qac": 0.3, "qad": 0.5}}
+    corr = transfer_distance_correlation(TransferMatrix.from_scores(scores), PANEL)
+    assert (corr.method, corr.uriel_unknown) == ("panel", ("qac",))
+    assert corr.to_dict()["uriel_unknown"] == ["qac"]
+    assert corr.to_dict()["note"] == "URIEL (lang2vec) has no distances for qac: panel distances used for all pairs"
+    assert corr.describe().endswith("Note: URIEL (lang2vec) has no distances for qac: panel distances used for "
+                                    "all pairs.")
+    # every language known: URIEL, no note; panel asked for: no note, lang2vec not consulted
+    _fake_lang2vec(monkeypatch, known={"qaa", "qab", "qac", "qad"})
+    corr = transfer_distance_correlation(TransferMatrix.from_scores(scores), PANEL)
+    assert (corr.method, corr.uriel_unknown, corr.note, corr.to_dict()["note"]) == ("uriel", (), None, None)
+    assert "Note" not in corr.describe()
+    found = distances(["qaa"], ["qac"], PANEL, method="panel")
+    assert (found.method, found.uriel_unknown, found.note, found.lang2vec_installed) == ("panel", (), None, None)
+
+
+def test_auto_without_lang2vec_says_panel_distances_stand_in(monkeypatch):
+    monkeypatch.setitem(sys.modules, "lang2vec", None)
+    found = distances(["qaa"], ["qab"], PANEL)
+    assert (found.method, found.uriel_unknown, found.lang2vec_installed) == ("panel", (), False)
+    assert found.note == ("lang2vec is not installed: panel distances used for all pairs (pip install lang2vec for "
+                          "URIEL)")
 
 
 def test_uriel_without_lang2vec_is_a_clear_error(monkeypatch):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+import types
 import uuid
 from pathlib import Path
 
@@ -118,3 +120,40 @@ def test_the_report_is_an_mlflow_run_and_is_not_read_back_as_a_task_run(written:
     again = report(written["name"], tracking_uri=written["uri"], out=str(written["out"]), log_to_mlflow=False)
     assert (again / "table2.md").read_text() == (written["out"] / "table2.md").read_text()
     assert len(client.search_runs([written["exp"]], "tags.`xlt.report` = 'table2'")) == 1
+
+
+def _fake_lang2vec(monkeypatch: pytest.MonkeyPatch, known: set[str]) -> None:
+    """A lang2vec stand-in that knows ``known`` and raises, like lang2vec, for any other language."""
+    module = types.ModuleType("lang2vec.lang2vec")
+
+    def distance(kind: str, a: str, b: str) -> float:
+        if a not in known or b not in known:
+            raise Exception(f"Unknown language {a if a not in known else b}")
+        return 0.0 if a == b else 0.5
+
+    module.distance = distance
+    package = types.ModuleType("lang2vec")
+    package.lang2vec = module
+    monkeypatch.setitem(sys.modules, "lang2vec", package)
+    monkeypatch.setitem(sys.modules, "lang2vec.lang2vec", module)
+
+
+def test_report_names_the_languages_uriel_lacks_when_panel_distances_stand_in(
+        monkeypatch: pytest.MonkeyPatch, mlflow_uri: str, tmp_path: Path) -> None:
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    name = f"transfer-uriel-{uuid.uuid4().hex[:8]}"
+    exp = client.create_experiment(name, artifact_location=(tmp_path / "artifacts").as_uri())
+    for i, (source, scores) in enumerate(SINGLE.items()):
+        _run(client, exp, source, scores, start=1000 + i)
+    _fake_lang2vec(monkeypatch, known={"qaa", "qab"})
+    out = report(name, tracking_uri=mlflow_uri, out=str(tmp_path / "report"), log_to_mlflow=False)
+    lines = [line for line in (out / "transfer.md").read_text().splitlines() if line.startswith("Correlation")]
+    assert len(lines) == 1
+    assert lines[0].startswith("Correlation with typological distance (panel, 6 pairs): ")
+    assert lines[0].endswith("Note: URIEL (lang2vec) has no distances for qac: panel distances used for all pairs.")
+    # lang2vec knows all three: URIEL distances, no note
+    _fake_lang2vec(monkeypatch, known=set(CODES))
+    out = report(name, tracking_uri=mlflow_uri, out=str(tmp_path / "report"), log_to_mlflow=False)
+    lines = [line for line in (out / "transfer.md").read_text().splitlines() if line.startswith("Correlation")]
+    assert lines == [lines[0]] and lines[0].startswith("Correlation with typological distance (uriel, 6 pairs): ")
+    assert "Note" not in lines[0]

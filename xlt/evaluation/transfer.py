@@ -11,7 +11,11 @@ typological distance between *s* and *t*:
   (default ``word_order``, ``morphology`` from ``Language.features`` and ``script``, ``family`` from the
   ``Language`` record; string equality), so 0 = identical on all of them, 1 = different on all.
 
-``auto`` picks ``uriel`` when possible and ``panel`` otherwise; one method is used for all pairs of a matrix.
+``auto`` picks ``uriel`` when possible and ``panel`` otherwise; one method is used for all pairs of a matrix (the
+two scales are not comparable, so a matrix never mixes them). Which languages lang2vec does not know is checked
+per language: :func:`distances` returns them with the method used, and a :class:`TransferCorrelation` carries
+them and a note (``note``, in its JSON and in ``xlt report``'s ``transfer.md``) such as "URIEL (lang2vec) has no
+distances for qac: panel distances used for all pairs".
 """
 
 from __future__ import annotations
@@ -162,32 +166,102 @@ def uriel_distance(a: str, b: str, kinds: Sequence[str] = URIEL_KINDS) -> float:
     return float(np.mean([float(l2v.distance(kind, a, b)) for kind in kinds]))
 
 
-def distance_matrix(codes_a: Sequence[str], codes_b: Sequence[str], panel: Panel, method: DistanceMethod = "auto",
-                    features: Sequence[str] = PANEL_FEATURES) -> tuple[np.ndarray, str]:
-    """Distances ``[len(codes_a), len(codes_b)]`` and the method actually used (``uriel`` or ``panel``)."""
-    if method not in ("auto", "uriel", "panel"):
-        raise XltError(f"typological distance method {method!r} is unknown — use 'auto', 'uriel' or 'panel'")
-    if method in ("auto", "uriel") and (method == "uriel" or _lang2vec() is not None):
+def uriel_unknown(codes: Sequence[str], kinds: Sequence[str] = URIEL_KINDS) -> list[str]:
+    """The languages of ``codes`` (in order, once each) that lang2vec has no URIEL distances of ``kinds`` for.
+
+    Each language is asked on its own (its distance to itself), so the answer names exactly the unknown ones.
+    Raises an :class:`XltError` when ``lang2vec`` is not installed.
+    """
+    unknown = []
+    for code in dict.fromkeys(codes):
         try:
-            cache: dict[tuple[str, str], float] = {}
-            out = np.empty((len(codes_a), len(codes_b)))
-            for i, a in enumerate(codes_a):
-                for j, b in enumerate(codes_b):
-                    key = (min(a, b), max(a, b))
-                    if key not in cache:
-                        cache[key] = 0.0 if a == b else uriel_distance(a, b)
-                    out[i, j] = cache[key]
-            return out, "uriel"
+            uriel_distance(code, code, kinds)
         except XltError:
             raise
-        except Exception as exc:  # lang2vec raises plain Exceptions for unknown codes
-            if method == "uriel":
-                raise XltError(f"URIEL has no features for some of {sorted(set(codes_a) | set(codes_b))} ({exc}) — "
-                               "use method 'panel'") from exc
+        except Exception:  # lang2vec raises plain Exceptions for unknown codes
+            unknown.append(code)
+    return unknown
+
+
+@dataclass(frozen=True, eq=False)
+class Distances:
+    """A distance matrix and where its distances came from.
+
+    Attributes:
+        values: float array ``[len(codes_a), len(codes_b)]`` (NaN where a panel distance is undefined).
+        method: the distance actually used for every pair, ``uriel`` or ``panel``.
+        requested: the method asked for (``auto``, ``uriel`` or ``panel``).
+        uriel_unknown: languages lang2vec has no URIEL distances for (empty when all were known, when
+            ``panel`` was requested, or when lang2vec is not installed).
+        lang2vec_installed: whether lang2vec could be imported (``None`` when it was not consulted).
+    """
+
+    values: np.ndarray
+    method: str
+    requested: str = "auto"
+    uriel_unknown: tuple[str, ...] = ()
+    lang2vec_installed: bool | None = None
+
+    @property
+    def note(self) -> str | None:
+        """Why ``panel`` distances stand in for URIEL, naming the languages URIEL lacks (``None`` when URIEL was
+        used or ``panel`` was asked for)."""
+        if self.method == "uriel" or self.requested == "panel":
+            return None
+        if self.lang2vec_installed is False:
+            return "lang2vec is not installed: panel distances used for all pairs (pip install lang2vec for URIEL)"
+        if self.uriel_unknown:
+            return (f"URIEL (lang2vec) has no distances for {', '.join(self.uriel_unknown)}: panel distances used "
+                    "for all pairs")
+        return None
+
+
+def distances(codes_a: Sequence[str], codes_b: Sequence[str], panel: Panel, method: DistanceMethod = "auto",
+              features: Sequence[str] = PANEL_FEATURES) -> Distances:
+    """Distances ``[len(codes_a), len(codes_b)]`` with the method used and the languages unknown to URIEL.
+
+    ``uriel`` fails (naming exactly the unknown languages) unless lang2vec knows every language; ``auto`` then
+    uses ``panel`` distances for the whole matrix and says so (:attr:`Distances.note`).
+    """
+    if method not in ("auto", "uriel", "panel"):
+        raise XltError(f"typological distance method {method!r} is unknown — use 'auto', 'uriel' or 'panel'")
+    installed = None
+    unknown: list[str] = []
+    if method in ("auto", "uriel"):
+        installed = _lang2vec() is not None
+        if method == "uriel" or installed:
+            codes = list(dict.fromkeys([*codes_a, *codes_b]))
+            unknown = uriel_unknown(codes)
+            if unknown and method == "uriel":
+                raise XltError(f"URIEL (lang2vec) has no features for {', '.join(unknown)} (of {', '.join(codes)}) "
+                               "— use method 'panel' or 'auto'")
+            if not unknown:
+                cache: dict[tuple[str, str], float] = {}
+                out = np.empty((len(codes_a), len(codes_b)))
+                for i, a in enumerate(codes_a):
+                    for j, b in enumerate(codes_b):
+                        key = (min(a, b), max(a, b))
+                        if key not in cache:
+                            try:
+                                cache[key] = 0.0 if a == b else uriel_distance(a, b)
+                            except Exception as exc:  # both known on their own, yet the pair fails
+                                raise XltError(f"URIEL (lang2vec) distance {a}–{b} failed ({exc}) — use method "
+                                               "'panel'") from exc
+                        out[i, j] = cache[key]
+                return Distances(out, "uriel", method, (), installed)
     langs_a = [panel.get(c) for c in codes_a]
     langs_b = [panel.get(c) for c in codes_b]
-    return np.array([[panel_distance(a, b, features) for b in langs_b] for a in langs_a]).reshape(
-        len(codes_a), len(codes_b)), "panel"
+    values = np.array([[panel_distance(a, b, features) for b in langs_b] for a in langs_a]).reshape(
+        len(codes_a), len(codes_b))
+    return Distances(values, "panel", method, tuple(unknown), installed)
+
+
+def distance_matrix(codes_a: Sequence[str], codes_b: Sequence[str], panel: Panel, method: DistanceMethod = "auto",
+                    features: Sequence[str] = PANEL_FEATURES) -> tuple[np.ndarray, str]:
+    """Distances ``[len(codes_a), len(codes_b)]`` and the method actually used (``uriel`` or ``panel``); see
+    :func:`distances` for which languages made ``auto`` fall back to ``panel``."""
+    found = distances(codes_a, codes_b, panel, method, features)
+    return found.values, found.method
 
 
 # --------------------------------------------------------------------------------------------- correlation
@@ -245,6 +319,8 @@ class TransferCorrelation:
         pearson_p: two-sided p-value (``None`` without scipy or when undefined).
         spearman_p: two-sided p-value (``None`` without scipy or when undefined).
         pairs: ``(source, target, distance, score)`` per pair.
+        uriel_unknown: languages lang2vec has no URIEL distances for (why ``auto`` used ``panel``).
+        note: why panel distances stand in for URIEL (see :attr:`Distances.note`), ``None`` otherwise.
     """
 
     method: str
@@ -254,6 +330,8 @@ class TransferCorrelation:
     pearson_p: float | None
     spearman_p: float | None
     pairs: tuple[tuple[str, str, float, float], ...]
+    uriel_unknown: tuple[str, ...] = ()
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (undefined coefficients as ``None``)."""
@@ -263,8 +341,14 @@ class TransferCorrelation:
 
         return {"method": self.method, "n": self.n, "pearson": finite(self.pearson),
                 "spearman": finite(self.spearman), "pearson_p": finite(self.pearson_p),
-                "spearman_p": finite(self.spearman_p),
-                "pairs": [list(p) for p in self.pairs]}
+                "spearman_p": finite(self.spearman_p), "uriel_unknown": list(self.uriel_unknown),
+                "note": self.note, "pairs": [list(p) for p in self.pairs]}
+
+    def describe(self) -> str:
+        """One line for reports: method, pairs, coefficients, and the note when panel distances stand in."""
+        line = (f"Correlation with typological distance ({self.method}, {self.n} pairs): "
+                f"Pearson r = {self.pearson:.2f}, Spearman ρ = {self.spearman:.2f}.")
+        return line if self.note is None else f"{line} Note: {self.note}."
 
 
 def transfer_distance_correlation(matrix: TransferMatrix, panel: Panel, method: DistanceMethod = "auto",
@@ -282,11 +366,13 @@ def transfer_distance_correlation(matrix: TransferMatrix, panel: Panel, method: 
     codes = list(dict.fromkeys([*matrix.sources, *matrix.targets]))
     for code in codes:
         panel.get(code)
-    dist, used = distance_matrix(codes, codes, panel, method, features)
+    found = distances(codes, codes, panel, method, features)
+    dist = found.values
     index = {c: i for i, c in enumerate(codes)}
     pairs = tuple((s, t, float(dist[index[s], index[t]]), v) for s, t, v in matrix.pairs(include_diagonal)
                   if np.isfinite(dist[index[s], index[t]]))
     x = np.array([p[2] for p in pairs])
     y = np.array([p[3] for p in pairs])
     p_pearson, p_spearman = _p_values(x, y)
-    return TransferCorrelation(used, len(pairs), pearson(x, y), spearman(x, y), p_pearson, p_spearman, pairs)
+    return TransferCorrelation(found.method, len(pairs), pearson(x, y), spearman(x, y), p_pearson, p_spearman, pairs,
+                               found.uriel_unknown, found.note)

@@ -12,7 +12,8 @@ their training languages and few-shot k (:class:`RowInfo`):
   same training languages (:func:`~xlt.evaluation.disaggregation.gap_recovered`);
 - **transfer matrix** of a model × task when it was fine-tuned on two single source languages or more, with the
   correlation of its off-diagonal cells with typological distance when the runs' panel can be loaded
-  (:func:`~xlt.evaluation.transfer.transfer_distance_correlation`).
+  (:func:`~xlt.evaluation.transfer.transfer_distance_correlation`); when panel distances stand in for URIEL,
+  the line says so and names the languages lang2vec does not know.
 
 Groups (family, script, bucket) need the panel named by the runs' ``xlt.panel`` tag; without it only languages
 and ``macro`` are derived.
@@ -108,8 +109,7 @@ class TransferTables:
                           matrix.to_markdown().rstrip("\n"), ""]
                 corr = self.correlations.get((model, t))
                 if corr is not None:
-                    lines += [f"Correlation with typological distance ({corr.method}, {corr.n} pairs): "
-                              f"Pearson r = {corr.pearson:.2f}, Spearman ρ = {corr.spearman:.2f}.", ""]
+                    lines += [corr.describe(), ""]
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines).rstrip("\n") + "\n"
 
