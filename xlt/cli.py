@@ -68,6 +68,12 @@ SUITE_COMMANDS: dict[str, tuple[Callable[[Sequence[str]], None], str]] = {
 }
 
 
+def terminal_attached() -> bool:
+    """Whether a person watches the output: Lightning's progress bar is on by default only then, since under
+    SLURM, CI or a redirect its carriage-return redraws fill the log file."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
 class XltCLI(LightningCLI):
     """LightningCLI with xlt's defaults: OmegaConf interpolation in config files, unknown keys as
     errors, MLflow tracking with the resolved config as an artifact, and data→model links."""
@@ -84,6 +90,7 @@ class XltCLI(LightningCLI):
             trainer_defaults={
                 "logger": {"class_path": "xlt.callbacks.tracking.TrackingLogger"},
                 "callbacks": [LanguageMixLogger()],
+                "enable_progress_bar": terminal_attached(),
             },
             parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
             args=list(args) if args is not None else None,

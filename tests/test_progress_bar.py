@@ -1,0 +1,32 @@
+"""Lightning's progress bar is on where a terminal is attached and off in logs (SLURM, CI, redirects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import xlt.cli
+from xlt.cli import XltCLI
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("config", "attached"), [("quickstart.yaml", True), ("quickstart.yaml", False),
+                                                  ("tasks/udpos.yaml", True)])
+def test_progress_bar_follows_the_terminal(config: str, attached: bool, tmp_path: Path, mlflow_uri: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xlt.cli, "terminal_attached", lambda: attached)
+    cli = XltCLI(["--config", str(ROOT / "configs" / config), "--trainer.default_root_dir", str(tmp_path),
+                  "--trainer.logger.init_args.tracking_uri", mlflow_uri, "--model.init_args.encoder", "xlm-roberta"],
+                 run=False)
+    assert (cli.trainer.progress_bar_callback is not None) is attached
+
+
+def test_the_progress_bar_can_still_be_forced_on(tmp_path: Path, mlflow_uri: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xlt.cli, "terminal_attached", lambda: False)
+    cli = XltCLI(["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.enable_progress_bar", "true",
+                  "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.tracking_uri",
+                  mlflow_uri], run=False)
+    assert cli.trainer.progress_bar_callback is not None
