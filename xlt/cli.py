@@ -109,7 +109,14 @@ class XltCLI(LightningCLI):
         return trainer
 
     def before_instantiate_classes(self) -> None:
-        """A task data module without ``tokenizer`` uses the model's encoder (an export directory or hub id)."""
+        """A task data module without ``tokenizer`` uses the model's encoder (an export directory or hub id);
+        then the whole config is checked (:mod:`xlt.preflight`) before any logger, cache or store exists."""
+        from xlt.preflight import preflight
+
+        self._default_tokenizer_from_encoder()
+        preflight(self.parser, self.config, self.subcommand)
+
+    def _default_tokenizer_from_encoder(self) -> None:
         from xlt.hub import require_local_or_hub
         from xlt.models.encoder import is_model_type
 
@@ -121,7 +128,7 @@ class XltCLI(LightningCLI):
             return
         encoder = model_args.get("encoder")
         if data_args.get("tokenizer") is None and encoder and not is_model_type(str(encoder)):
-            require_local_or_hub(str(encoder), "model.encoder")  # before loggers and caches are created
+            require_local_or_hub(str(encoder), "model.encoder")
             data_args["tokenizer"] = str(encoder)
 
     def after_fit(self) -> None:

@@ -472,8 +472,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
                                f"'{self.text_column}' (columns: {', '.join(ds.column_names)}) — set "
                                "data.text_column")
             return ds
-        path = self._text_file(code, required=True)
-        scan_text_file(path, code)  # missing / empty / non-UTF-8 (with line number) -> XltError
+        path = self._text_file(code, required=True)  # read by check_inputs before any language was loaded
         return datasets.load_dataset("text", data_files={"train": str(path)}, split="train",
                                      cache_dir=hf_cache)
 
@@ -499,6 +498,18 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             return None
         return {code: blocks for code, (_, blocks) in self._cache_paths(self._tokenizer_key()).items()}
 
+    def check_inputs(self) -> None:
+        """Read every local corpus file once (missing, empty, non-UTF-8 → :class:`XltError` naming the file and
+        line) unless its blocks are cached already; the CLI calls this before any logger or cache is created, and
+        ``prepare_data`` before the first language is loaded, so a bad file leaves nothing behind."""
+        if self._kind != "dir":
+            return
+        block_paths = self._block_paths()
+        if block_paths is not None and all(p.is_file() for p in block_paths.values()):
+            return  # the cache key holds each file's size and mtime: these files were read before
+        for code in self.language_codes:
+            scan_text_file(self._text_file(code, required=True), code)
+
     def prepare_data(self) -> None:
         """Generate / load the text, fit the tokenizer if needed, tokenize and pack (all cached)."""
         if self._kind == "synthetic":
@@ -506,6 +517,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         block_paths = self._block_paths()
         if block_paths is not None and all(p.is_file() for p in block_paths.values()):
             return  # everything cached: nothing is read or tokenized
+        self.check_inputs()
         texts = {code: self._load_text(code) for code in self.language_codes}
         if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():
             if not self._fit_tokenizer:

@@ -265,11 +265,18 @@ class MLMPretraining(pl.LightningModule):
         install_forward_method(self.model, "masked_head_logits", masked_head_logits)  # runs FSDP root hooks
 
     def setup(self, stage: str) -> None:
-        """Check that the data's block size fits the model's position embeddings."""
+        """Check the model against the data module (the CLI has done so before writing anything)."""
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        self.check_data(datamodule)
+
+    def check_data(self, datamodule: Any) -> None:
+        """Fail on settings that cannot run with ``datamodule``, from configs alone (nothing is read or written;
+        the CLI calls this before any logger or cache exists): an unknown encoder or ``model.config`` key, a
+        block size beyond the encoder's positions."""
+        config = self._hf_config or build_config(self.encoder, self.config_overrides)
         block_size = getattr(datamodule, "block_size", None)
         if block_size is not None:
-            limit = usable_positions(self.hf_config)
+            limit = usable_positions(config)
             if int(block_size) > limit:
                 raise XltError(
                     f"data.block_size {block_size} exceeds model positions {limit} — lower data.block_size "

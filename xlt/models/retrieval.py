@@ -139,12 +139,21 @@ class Retrieval(TaskModule):
     def configure_model(self) -> None:
         """Build the encoder and resolve ``layer`` against its depth."""
         super().configure_model()
-        depth = int(self.model.config.num_hidden_layers)
+        self.layer_index = self._layer_of(self.model.config)
+
+    def check_encoder(self, config: Any, datamodule: Any) -> None:
+        """Also check ``layer`` against the encoder's depth."""
+        super().check_encoder(config, datamodule)
+        self._layer_of(config)
+
+    def _layer_of(self, config: Any) -> int:
+        """The hidden-state index of ``layer`` (default ``L // 2 + 1``) in an encoder of ``config``'s depth."""
+        depth = int(config.num_hidden_layers)
         layer = depth // 2 + 1 if self.layer is None else int(self.layer)
         if not -(depth + 1) <= layer <= depth:
             raise XltError(f"model.layer {layer} is outside the encoder's hidden states 0..{depth} "
                            f"(or -{depth + 1}..-1) — pick a layer of the {depth}-layer encoder")
-        self.layer_index = layer % (depth + 1)
+        return layer % (depth + 1)
 
     # ------------------------------------------------------------------------------------------ embeddings
     def embed(self, input_ids: Tensor, attention_mask: Tensor, special_tokens_mask: Tensor | None = None) -> Tensor:

@@ -44,7 +44,7 @@ def _mlm_checkpoint_config(path: Path) -> tuple[Any, dict[str, torch.Tensor]]:
     """The transformers config and the encoder weights (base-model keys) of an MLMPretraining checkpoint."""
     from xlt.models.mlm import MLMPretraining
 
-    checkpoint = load_checkpoint(path, "model.encoder checkpoint")
+    checkpoint = load_checkpoint(path, "model.encoder checkpoint", mmap=True)
     try:
         hparams = dict(checkpoint["hyper_parameters"])
         state = checkpoint["state_dict"]
@@ -210,15 +210,36 @@ class TaskModule(pl.LightningModule):
             torch.manual_seed(derive_seed("task_init", self.seed))
             self.model = build_task_model(self.auto_class, self.encoder, self.config_overrides, **self.head_settings())
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if datamodule is not None and datamodule.tokenizer_dir is not None:
-            vocab = datamodule.vocab_size
-            if vocab > self.model.config.vocab_size:
-                raise XltError(f"tokenizer {datamodule.tokenizer_dir} has {vocab} ids but the encoder {self.encoder} "
-                               f"has {self.model.config.vocab_size} embeddings — use the encoder's own tokenizer")
-            limit = usable_positions(self.model.config)
-            if datamodule.max_length > limit:
-                raise XltError(f"data.max_length {datamodule.max_length} exceeds the encoder's {limit} positions — "
-                               "lower data.max_length")
+        if datamodule is not None:
+            self.check_encoder(self.model.config, datamodule)
+
+    def check_data(self, datamodule: Any) -> None:
+        """Fail on settings that cannot run with ``datamodule``, from configs alone: the CLI calls this before any
+        logger, cache or store is created (an unknown encoder or config key, a tokenizer larger than the encoder's
+        vocabulary, ``max_length`` beyond its positions)."""
+        path = Path(self.encoder)
+        if path.suffix == ".ckpt":
+            if not path.is_file():
+                raise XltError(f"model.encoder checkpoint {self.encoder} not found — check the path")
+            config, _ = _mlm_checkpoint_config(path)
+            for key, value in self.config_overrides.items():
+                setattr(config, key, value)
+        else:
+            config = build_config(self.encoder, self.config_overrides)
+        self.check_encoder(config, datamodule)
+
+    def check_encoder(self, config: Any, datamodule: Any) -> None:
+        """Check the encoder's transformers ``config`` against the data module's tokenizer and lengths."""
+        if getattr(datamodule, "tokenizer_dir", None) is None:
+            return
+        vocab = datamodule.vocab_size
+        if vocab > config.vocab_size:
+            raise XltError(f"tokenizer {datamodule.tokenizer_dir} has {vocab} ids but the encoder {self.encoder} "
+                           f"has {config.vocab_size} embeddings — use the encoder's own tokenizer")
+        limit = usable_positions(config)
+        if datamodule.max_length > limit:
+            raise XltError(f"data.max_length {datamodule.max_length} exceeds the encoder's {limit} positions — "
+                           "lower data.max_length")
 
     # ------------------------------------------------------------------------------------------ steps
     def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
