@@ -31,13 +31,23 @@ def test_constant_score_has_zero_width_ci():
     assert ci.half_width == pytest.approx(0.0)
 
 
-def test_bernoulli_ci_matches_normal_interval():
+NORMAL_Z = {0.90: 1.644854, 0.95: 1.959964, 0.99: 2.575829}  # two-sided normal quantiles
+
+
+def test_bernoulli_ci_matches_normal_interval_at_its_level():
+    """The percentile interval of a Bernoulli mean has the normal-approximation half-width z·sqrt(p(1-p)/n) of its
+    own level, within 5 % (measured over 30 seeds at n=1000, 10k resamples: at most 3.4 %, sd 1.4 %). Intervals of
+    the neighbouring levels are 16 % narrower (90 %) and 31 % wider (99 %): a wrong level fails."""
     n, p = 1000, 0.7
-    half = 1.959964 * math.sqrt(p * (1 - p) / n)  # 0.0284
-    ci = bootstrap_ci(_bernoulli(n, p, 0), n_boot=4000, seed=0)
-    assert ci.estimate == pytest.approx(0.7)
-    assert ci.low == pytest.approx(p - half, abs=0.01)
-    assert ci.high == pytest.approx(p + half, abs=0.01)
+    sd = math.sqrt(p * (1 - p) / n)
+    scores = _bernoulli(n, p, 0)
+    for confidence, z in NORMAL_Z.items():
+        ci = bootstrap_ci(scores, n_boot=10_000, seed=0, confidence=confidence)
+        assert ci.estimate == pytest.approx(0.7) and ci.confidence == confidence
+        assert ci.half_width == pytest.approx(z * sd, rel=0.05), confidence
+        assert (ci.low + ci.high) / 2 == pytest.approx(p, abs=0.1 * z * sd), confidence  # centred on p
+        if confidence != 0.95:  # ... and it would fail the 95 % check
+            assert ci.half_width != pytest.approx(NORMAL_Z[0.95] * sd, rel=0.05), confidence
 
 
 def test_chunked_resampling_gives_the_same_interval(monkeypatch):
