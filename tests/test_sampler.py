@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
+from xlt.datamodules import sampler as sampler_module
 from xlt.datamodules.sampler import LanguageSampler, keyed_permutation, sampling_probabilities
 from xlt.errors import XltError
 
@@ -170,8 +169,27 @@ def test_state_from_another_configuration_is_rejected() -> None:
         LanguageSampler({**SIZES, "ccc": 2}, seed=4).load_state_dict(state)
 
 
-def test_skipping_ahead_is_cheap() -> None:
-    sampler = LanguageSampler({"aaa": 10**9, "bbb": 10**6}, seed=0)
-    langs, blocks = sampler.draws(5_000_000, 10)
-    assert langs.shape == (10,) and blocks.max() < 10**9
-    assert math.isclose(sum(sampler.distribution().values()), 1.0)
+def test_skipping_ahead_equals_the_stream_and_permutes_only_the_requested_draws(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``draws(start, n)`` far into the stream equals positions ``start..start+n`` of the stream computed in one
+    go, and costs n block permutations plus one vectorised language draw per chunk before ``start`` (nothing is
+    replayed draw by draw); continuing from there reuses the visit counts instead of recounting from 0."""
+    sizes, chunk, start = {"aaa": 1000, "bbb": 7}, 4096, 200_000  # bbb: ~5000 passes before `start`
+    whole_langs, whole_blocks = LanguageSampler(sizes, seed=0, chunk_size=chunk).global_draws(0, start + 20)
+    permuted, chunks = [], []
+    permute = sampler_module.keyed_permutation
+    monkeypatch.setattr(sampler_module, "keyed_permutation",
+                        lambda index, n, keys: permuted.append(np.size(index)) or permute(index, n, keys))
+    sampler = LanguageSampler(sizes, seed=0, chunk_size=chunk)
+    draw_chunk = sampler._chunk_languages
+    monkeypatch.setattr(sampler, "_chunk_languages", lambda c: chunks.append(c) or draw_chunk(c))
+    langs, blocks = sampler.draws(start, 10)
+    assert np.array_equal(langs, whole_langs[start:start + 10]) and 1 in langs
+    assert np.array_equal(blocks, whole_blocks[start:start + 10])
+    assert permuted == [10]
+    assert set(chunks) == set(range(start // chunk + 1)) and len(chunks) <= start // chunk + 3
+    permuted.clear()
+    chunks.clear()
+    langs, blocks = sampler.draws(start + 10, 10)
+    assert np.array_equal(blocks, whole_blocks[start + 10:]) and np.array_equal(langs, whole_langs[start + 10:])
+    assert permuted == [10] and set(chunks) == {start // chunk}
