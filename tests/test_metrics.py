@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+import string
+import sys
+import unicodedata
 import warnings
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlt.evaluation.metrics import (
+    MLQA_GENERIC_RULE,
     Accuracy,
     RetrievalP1,
     SpanF1,
     SquadF1EM,
     get_entities,
     mixed_segmentation,
+    mlqa_defines,
+    mlqa_undefined_note,
     normalize_answer,
     retrieval_hits,
     span_counts,
@@ -150,6 +160,170 @@ def test_mlqa_mixed_segmentation_for_chinese():
     # character-level tokens: "北京大学" vs "北京": 2 common of 4 predicted, 2 gold -> P 0.5 R 1 -> F1 2/3
     assert squad_f1("北京大学", ["北京"], lang="zho") == pytest.approx(2 / 3)
     assert squad_f1("北京大学", ["北京"]) == 0.0  # whitespace tokens: one token each, no overlap
+
+
+def test_squad_v1_and_mlqa_give_different_f1_on_chinese_and_spanish_articles():
+    """Hand-computed: squad_v1 keeps Spanish articles, Unicode punctuation and unsegmented Chinese; mlqa does not."""
+    # Spanish (3 questions), squad_v1 | mlqa:
+    #   "el perro" vs "perro":     [el, perro] vs [perro] -> P 1/2 R 1 -> 2/3, EM 0 | 'el' dropped -> 1, EM 1
+    #   "«perro»" vs "perro":      « » are not ASCII punctuation -> 0              | -> 1, EM 1
+    #   "gato negro" vs "el gato": 1 common of 2 and 2 -> 1/2                      | [gato] -> P 1/2 R 1 -> 2/3
+    preds, golds = ["el perro", "«perro»", "gato negro"], [["perro"], ["perro"], ["el gato"]]
+    squad = SquadF1EM(lang="spa")
+    assert squad.normalization == "squad_v1"  # the metric's default is XTREME's protocol for XQuAD / TyDi QA
+    mlqa = SquadF1EM(lang="spa", normalization="mlqa")
+    for metric in (squad, mlqa):
+        metric.update(preds, golds)
+    np.testing.assert_array_equal(squad.per_example("f1").values[:, 0], [2 / 3, 0.0, 0.5])
+    np.testing.assert_array_equal(mlqa.per_example("f1").values[:, 0], [1.0, 1.0, 2 / 3])
+    assert squad.compute()["f1"].item() == np.mean([2 / 3, 0.0, 0.5]) == pytest.approx(7 / 18, rel=1e-15)
+    assert mlqa.compute()["f1"].item() == np.mean([1.0, 1.0, 2 / 3]) == pytest.approx(8 / 9, rel=1e-15)
+    assert (squad.compute()["em"].item(), mlqa.compute()["em"].item()) == (0.0, 2 / 3)
+    # Chinese: "北京大学" vs "北京" is one whitespace token each under squad_v1 (F1 0); mlqa segments characters:
+    # 2 common of 4 predicted and 2 gold -> P 1/2 R 1 -> 2/3. "北京。" vs "北京": squad_v1 keeps "。" -> 0; mlqa 1.
+    zh_squad, zh_mlqa = SquadF1EM(lang="zho"), SquadF1EM(lang="zho", normalization="mlqa")
+    for metric in (zh_squad, zh_mlqa):
+        metric.update(["北京大学", "北京。"], [["北京"], ["北京"]])
+    assert zh_squad.compute()["f1"].item() == 0.0
+    assert zh_mlqa.compute()["f1"].item() == np.mean([2 / 3, 1.0]) == pytest.approx(5 / 6, rel=1e-15)
+    assert (zh_squad.rule, zh_mlqa.rule) == ("squad_v1", "mlqa")
+    with pytest.raises(ValueError, match="must be one of"):
+        SquadF1EM(lang="spa", normalization="squad")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pass lang="):
+        SquadF1EM(normalization="mlqa")
+
+
+def test_mlqa_names_the_rule_of_languages_its_script_does_not_define():
+    assert [code for code in ("en", "es", "de", "ar", "hi", "vi", "zh", "ru", "tr", "el", "ro", "th")
+            if not mlqa_defines(code)] == ["ru", "tr", "el", "ro", "th"]
+    assert mlqa_undefined_note(["eng", "zho", "hin"]) is None
+    note = mlqa_undefined_note(["deu", "rus", "tur"])
+    assert note == f"mlqa: rus, tur scored with the {MLQA_GENERIC_RULE} — MLQA's script defines only en, es, de, " \
+                   "ar, hi, vi, zh"
+    assert "Unicode punctuation" in MLQA_GENERIC_RULE and "whitespace" in MLQA_GENERIC_RULE
+    assert SquadF1EM(lang="rus", normalization="mlqa").rule == f"mlqa ({MLQA_GENERIC_RULE})"
+    assert SquadF1EM(lang="rus").rule == "squad_v1"
+    # the generic rule: Unicode punctuation and case only, no articles, whitespace tokens
+    assert normalize_answer("«Москва» the", "rus") == "москва the"
+
+
+def test_metric_values_stay_float64_up_to_the_mlflow_store(mlflow_uri: str):
+    """Seven F1s whose float64 mean is not a float32: compute() and the SQLite store both hold the float64 mean."""
+    from mlflow.tracking import MlflowClient
+
+    from xlt.evaluation.disaggregation import disaggregate
+    from xlt.evaluation.logging import log_evaluation
+    from xlt.languages import Language, Panel
+
+    preds = ["x y z", "x y", "x", "x y z", "x y", "q", "x"]
+    golds = [["x"], ["x"], ["x y z w"], ["x"], ["x"], ["x"], ["x"]]  # F1 .5, 2/3, .4, .5, 2/3, 0, 1
+    per_question = np.array([squad_f1(p, g) for p, g in zip(preds, golds, strict=True)], dtype=np.float64)
+    np.testing.assert_array_equal(per_question, [0.5, 2 / 3, 0.4, 0.5, 2 / 3, 0.0, 1.0])
+    exact = float(np.mean(per_question))
+    assert float(np.float32(exact)) != exact  # float32 would change the logged value
+    metric = SquadF1EM(lang="eng")
+    metric.update(preds[:3], golds[:3])
+    metric.update(preds[3:], golds[3:])
+    value = metric.compute()["f1"]
+    assert value.dtype == torch.float64 and value.item() == exact
+    # every metric computes in float64
+    accuracy = Accuracy()
+    accuracy.update(torch.tensor([1, 0, 1]), torch.tensor([1, 1, 1]))
+    spans = SpanF1()
+    spans.update([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "O"]])
+    retrieval = RetrievalP1()
+    retrieval.update(*_retrieval_case())
+    assert accuracy.compute().dtype == spans.compute().dtype == retrieval.compute()["mean"].dtype == torch.float64
+    assert accuracy.compute().item() == 2 / 3 and spans.compute().item() == 2 / 3
+    # the test path: per-example scores -> disaggregation -> MLflow client -> SQLite, read back bit for bit
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    experiment = client.create_experiment(f"float64-{np.random.default_rng().integers(1 << 30)}")
+    run_id = client.create_run(experiment).info.run_id
+    panel = Panel("one", (Language("eng", "English", "Germanic", "Latin", "high"),))
+    result = disaggregate({"eng": metric.per_example("f1")}, panel, stage="test", task="qa", metric="f1", n_boot=20)
+    logged = log_evaluation(result, run_id, client=client, tables=False, plots=False)
+    assert logged["test/qa/f1/eng"] == exact and logged["test/qa/f1/macro"] == exact
+    stored = MlflowClient(tracking_uri=mlflow_uri).get_run(run_id).data.metrics
+    assert stored["test/qa/f1/eng"] == exact and stored["test/qa/f1/macro"] == exact
+
+
+# Independent re-implementations of the two official scripts' normalisation and F1 (SQuAD v1.1 evaluate-v1.1.py,
+# MLQA mlqa_evaluation_v1.py), to check xlt's per-question scores on real XQuAD against.
+_MLQA_PUNCT = {chr(i) for i in range(sys.maxunicode) if unicodedata.category(chr(i)).startswith("P")}.union(
+    string.punctuation)
+
+
+def _reference_squad_v1(s: str) -> str:
+    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
+
+
+def _reference_mlqa(s: str, lang: str) -> str:
+    articles = {"en": r"\b(a|an|the)\b", "es": r"\b(un|una|unos|unas|el|la|los|las)\b",
+                "de": r"\b(ein|eine|einen|einem|eines|einer|der|die|das|den|dem|des)\b", "ar": r"\sال^|ال"}
+    s = "".join(ch for ch in s.lower() if ch not in _MLQA_PUNCT)
+    if lang in articles:
+        s = re.sub(articles[lang], " ", s)
+    if lang == "zh":
+        tokens, run = [], ""
+        for ch in s:
+            if re.search(r"[\u4e00-\u9fa5]", ch) or ch in _MLQA_PUNCT:
+                tokens += run.split()
+                run = ""
+                tokens.append(ch)
+            else:
+                run += ch
+        tokens += run.split()
+    else:
+        tokens = s.split()
+    return " ".join(t for t in tokens if t.strip() != "")
+
+
+def _reference_f1(prediction: str, truth: str, normalize) -> float:
+    pred, gold = normalize(prediction).split(), normalize(truth).split()
+    same = sum((Counter(pred) & Counter(gold)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _perturbed_xquad(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Gold answers with boundary errors a model makes: a character more or less at either end, or none."""
+    preds, golds = [], []
+    shifts = [(0, 0), (0, 1), (1, 0), (0, 2), (-1, 0), (0, -1)]
+    records = json.loads(path.read_text(encoding="utf-8"))["data"]
+    for paragraph in (p for article in records for p in article["paragraphs"]):
+        context = paragraph["context"]
+        for qa in paragraph["qas"]:
+            answer = qa["answers"][0]
+            start, end = answer["answer_start"], answer["answer_start"] + len(answer["text"])
+            left, right = shifts[len(preds) % len(shifts)]
+            a = max(0, start - left if left < 0 else start + left)
+            preds.append(context[a:max(a, end + right)])
+            golds.append([x["text"] for x in qa["answers"]])
+    return preds, golds
+
+
+@pytest.mark.parametrize("lang", ["zh", "es", "ar", "de", "hi", "en"])
+def test_real_xquad_scores_match_both_official_scripts(lang: str, data_dir: Path):
+    """Real XQuAD, gold answers with boundary errors: per question, squad_v1 equals the SQuAD v1.1 script and mlqa
+    MLQA's; on Chinese the language-aware rule scores far higher (XTREME's published XQuAD numbers use squad_v1)."""
+    preds, golds = _perturbed_xquad(data_dir / "qa" / "xquad" / f"xquad.{lang}.json")
+    scores = {}
+    for normalization, reference in (("squad_v1", _reference_squad_v1),
+                                     ("mlqa", lambda s: _reference_mlqa(s, lang))):
+        metric = SquadF1EM(lang=lang, normalization=normalization)
+        metric.update(preds, golds)
+        ours = metric.per_example("f1").values[:, 0]
+        theirs = np.array([max(_reference_f1(p, t, reference) for t in g) for p, g in zip(preds, golds, strict=True)])
+        np.testing.assert_array_equal(ours, theirs)
+        assert metric.compute()["f1"].item() == metric.per_example("f1").score() == pytest.approx(np.mean(theirs),
+                                                                                                 rel=1e-14)
+        scores[normalization] = float(np.mean(theirs))
+    assert len(preds) == 1190
+    if lang == "zh":  # unsegmented Chinese: most boundary errors cost the whole answer under squad_v1
+        assert scores["mlqa"] - scores["squad_v1"] > 0.2, scores
 
 
 def test_squad_metric_accumulates_per_question_scores():

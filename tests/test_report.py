@@ -227,3 +227,40 @@ def test_bad_inputs_are_one_line_xlt_errors(table2: dict, client: MlflowClient, 
     with pytest.raises(XltError, match=r"no MLflow store at"):
         collect(table2["name"], f"sqlite:///{tmp_path / 'missing.db'}")
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_qa_rows_name_their_answer_normalisation(client: MlflowClient, mlflow_uri: str, tmp_path: Path) -> None:
+    """Under Table 2 and the QA per-language table: each QA row's protocol from its runs' tags."""
+    from xlt.evaluation.metrics import mlqa_undefined_note
+    from xlt.evaluation.report import NORMALIZATION_TAGS
+    from xlt.models.span_extraction import NORMALIZATION_NOTE_TAG, NORMALIZATION_TAG
+
+    assert NORMALIZATION_TAGS["qa"] == (NORMALIZATION_TAG, NORMALIZATION_NOTE_TAG)  # what the QA module writes
+    name, exp = _experiment(client, tmp_path, "report-qa-protocol")
+    qa = [_result("qa", "f1", _scores(0.7, 0.5, 0.3)), _result("qa", "em", _scores(0.6, 0.4, 0.2))]
+    note = mlqa_undefined_note(["yor"])
+    for seed in ("0", "1"):
+        _run(client, exp, {"model": "xq", "xlt.task": "qa", "xlt.seed": seed, NORMALIZATION_TAG: "squad_v1"}, qa,
+             int(seed) + 1)
+    _run(client, exp, {"model": "ml", "xlt.task": "qa", "xlt.seed": "0", NORMALIZATION_TAG: "mlqa",
+                       NORMALIZATION_NOTE_TAG: note}, qa, 10)
+    _run(client, exp, {"model": "old", "xlt.task": "qa", "xlt.seed": "0"}, qa, 11)
+    _run(client, exp, {"model": "mix", "xlt.task": "qa", "xlt.seed": "0", NORMALIZATION_TAG: "mlqa"}, qa, 12)
+    _run(client, exp, {"model": "mix", "xlt.task": "qa", "xlt.seed": "1", NORMALIZATION_TAG: "squad_v1"}, qa, 13)
+    _run(client, exp, {"model": "xq", "xlt.task": "xnli", "xlt.seed": "0"},
+         [_result("xnli", "acc", _scores(.5, .5, .5))], 14)
+    out = report(name, tracking_uri=mlflow_uri, label_tags=["model"], out=str(tmp_path / "r"), log_to_mlflow=False)
+    expected = [
+        "QA normalisation, mix: differs between seeds: mlqa (MLQA's language-aware script) [1 run] | squad_v1 "
+        "(official SQuAD v1.1 script, as XTREME scores XQuAD and TyDi QA GoldP) [1 run].",
+        f"QA normalisation, ml: mlqa (MLQA's language-aware script); {note}.",
+        "QA normalisation, old: not recorded (the run predates the xlt.qa_normalization tag; xlt then defaulted to "
+        "mlqa).",
+        "QA normalisation, xq: squad_v1 (official SQuAD v1.1 script, as XTREME scores XQuAD and TyDi QA GoldP).",
+    ]
+    table2 = (out / "table2.md").read_text()
+    assert [line for line in table2.splitlines() if line.startswith("QA normalisation")] == expected
+    languages = (out / "languages_qa.md").read_text()
+    assert [line for line in languages.splitlines() if line.startswith("QA normalisation")] == expected
+    assert "QA normalisation" not in (out / "languages_xnli.md").read_text()
+    assert note.startswith("mlqa: yor scored with the generic rule")

@@ -17,6 +17,11 @@ Offsets are refined at the character level: spans are trimmed of whitespace (Sen
 preceding space) and byte-fallback tokens (``<0xE5>``), to which the tokenizer gives the offsets of a whole
 run of unknown characters, get the span of the one character their byte belongs to.
 
+Each language's source also names its benchmark's official answer normalisation
+(:meth:`QADataModule.official_normalization`): XQuAD, TyDi QA GoldP, SQuAD and the synthetic panel are scored
+with the SQuAD v1.1 script (``squad_v1``, as XTREME does), MLQA with MLQA's language-aware script (``mlqa``); the
+span-extraction module applies it unless ``model.answer_normalisation`` says otherwise.
+
 Evaluation batches keep all windows of a question together
 (:class:`~xlt.datamodules.task_data.LengthBucketBatches` with the question as group, length-bucketed per language
 like the other tasks), so the task module can pick each question's best span across its windows within one
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,10 +41,40 @@ from torch.utils.data import DataLoader
 
 from xlt.datamodules.task_data import LengthBucketBatches, TaskDataModule
 from xlt.errors import XltError
+from xlt.evaluation.metrics import QANormalization
 
 CLS_INDEX = 0
 NO_OFFSET = -1
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+QA_BENCHMARKS: tuple[tuple[str, str, QANormalization], ...] = (
+    ("mlqa", "MLQA", "mlqa"),
+    ("xquad", "XQuAD", "squad_v1"),
+    ("tydi", "TyDi QA GoldP", "squad_v1"),
+    ("squad", "SQuAD", "squad_v1"),
+)
+"""``(name fragment, benchmark, official normalisation)``: a source whose file, directory or hub id contains the
+fragment (case-insensitive) is that benchmark; scored as its official evaluation script does (XTREME scores
+XQuAD and TyDi QA GoldP with the SQuAD v1.1 script in every language, MLQA with MLQA's script)."""
+
+
+def qa_benchmark(source: str | Path) -> tuple[str, QANormalization] | None:
+    """``(benchmark, official normalisation)`` of a QA source (file, directory or hub id), ``None`` when no part
+    of it names a benchmark of :data:`QA_BENCHMARKS`. The most specific part decides: a directory's JSON file
+    names first, then the last three components of its path (or hub id), deepest first."""
+    path = Path(source).expanduser()
+    parts: list[str] = []
+    if path.is_dir():
+        parts += sorted(p.name for p in path.glob("*.json"))
+    components = path.parts if path.exists() else str(source).split("/")
+    parts += list(reversed(components))[:3]  # file, folder, parent: not the user's own project folders above
+    for part in parts:
+        name = part.lower()
+        for fragment, benchmark, normalization in QA_BENCHMARKS:
+            if fragment in name:
+                return benchmark, normalization
+    return None
 
 
 def _byte_chars(run: bytes, text: str, normalize: Callable[[str], str] | None) -> np.ndarray | None:
@@ -232,6 +268,18 @@ class QADataModule(TaskDataModule):
         if max_question_length < 1:
             raise XltError(f"data.max_question_length {max_question_length} must be a positive integer")
         self.doc_stride, self.max_question_length = int(doc_stride), int(max_question_length)
+
+    def official_normalization(self, code: str) -> tuple[QANormalization, str]:
+        """``(normalisation, benchmark)`` of language ``code``'s source: ``squad_v1`` for XQuAD, TyDi QA GoldP,
+        SQuAD and the synthetic panel, ``mlqa`` for MLQA (:data:`QA_BENCHMARKS`); other SQuAD-format sources get
+        ``squad_v1``, the format's own script (benchmark ``SQuAD-format data``)."""
+        if self.is_synthetic and code not in self.data_per_language:
+            return "squad_v1", "synthetic panel"
+        found = qa_benchmark(self.source_of(code)[0])
+        if found is None:
+            return "squad_v1", "SQuAD-format data"
+        benchmark, normalization = found
+        return normalization, benchmark
 
     def encode(self, rows: Dataset, code: str, split: str) -> Dataset:
         """Sliding-window features (module docstring); answer token labels for the train split."""

@@ -8,7 +8,8 @@ confidence intervals and paired tests. Use one metric object per evaluation lang
   correct/total so a resample keeps sentences whole).
 - :class:`SpanF1` — entity-level micro F1 with seqeval's default (conlleval) chunking for IOB2/IOBES, which
   tolerates a stray ``I-X`` after ``O`` or after another type by starting an entity there.
-- :class:`SquadF1EM` — SQuAD v1.1 F1/EM with the official normalisation, or MLQA's language-aware variant.
+- :class:`SquadF1EM` — SQuAD F1/EM with the official SQuAD v1.1 normalisation (``squad_v1``, XTREME's protocol for
+  XQuAD and TyDi QA GoldP) or MLQA's language-aware one (``mlqa``).
 - :class:`RetrievalP1` — precision@1 of cosine nearest-neighbour retrieval, both directions (Tatoeba).
 
 The pure functions (:func:`get_entities`, :func:`normalize_answer`, :func:`squad_f1`, :func:`squad_em`,
@@ -24,7 +25,7 @@ import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,8 +39,17 @@ from xlt.languages import to_iso639_3
 IGNORE_INDEX = -100
 
 
+def _zero() -> Tensor:
+    return torch.tensor(0.0, dtype=torch.float64)
+
+
 class _PerExampleMetric(Metric):
-    """Shared plumbing: synced access to the concatenated list states."""
+    """Shared plumbing: synced access to the concatenated list states.
+
+    ``compute()`` values are float64 tensors (the per-example states are summed in float64), so a logged score is
+    the exact mean of the per-example scores, as :meth:`per_example`'s ``score()``; log them as float64 tensors
+    (``self.log(name, value)`` of a Python float would round to float32).
+    """
 
     is_differentiable = False
     higher_is_better = True
@@ -97,7 +107,7 @@ class Accuracy(_PerExampleMetric):
     def compute(self) -> Tensor:
         """Micro accuracy over all scored positions (0 when nothing was scored)."""
         correct, total = self._cat("correct").sum(), self._cat("total").sum()
-        return (correct / total).float() if total > 0 else torch.tensor(0.0)
+        return correct / total if total > 0 else _zero()
 
     def per_example(self) -> PerExample:
         """Per-example ``(correct, total)`` rows, statistic ``ratio`` (examples with nothing scored dropped)."""
@@ -212,7 +222,7 @@ class SpanF1(_PerExampleMetric):
         """Micro F1 over all sentences (0 when there are no entities at all, as seqeval)."""
         tp, fp, fn = (float(self._cat(n).sum()) for n in ("tp", "fp", "fn"))
         den = 2 * tp + fp + fn
-        return torch.tensor(2 * tp / den if den else 0.0)
+        return torch.tensor(2 * tp / den if den else 0.0, dtype=torch.float64)
 
     def per_example(self) -> PerExample:
         """Per-sentence ``(tp, fp, fn)``, statistic ``f1``."""
@@ -221,6 +231,41 @@ class SpanF1(_PerExampleMetric):
 
 # --------------------------------------------------------------------------------------------- SQuAD / MLQA
 
+QANormalization = Literal["squad_v1", "mlqa"]
+"""Answer normalisation protocol of SQuAD F1/EM: ``squad_v1`` (the official SQuAD v1.1 script, which XTREME applies
+to XQuAD and TyDi QA GoldP in every language) or ``mlqa`` (MLQA's language-aware script)."""
+
+QA_NORMALIZATIONS: tuple[str, ...] = ("squad_v1", "mlqa")
+
+QA_NORMALIZATION_RULES = {
+    "squad_v1": "official SQuAD v1.1 script: lowercase, ASCII punctuation and English articles a/an/the removed, "
+                "whitespace tokens, for every language",
+    "mlqa": "MLQA's script: lowercase, Unicode punctuation removed, the language's articles removed, whitespace "
+            "tokens (Chinese: one token per CJK character)",
+}
+"""One-line description of each protocol (for run tags and reports)."""
+
+MLQA_LANGUAGES = ("eng", "spa", "deu", "ara", "hin", "vie", "zho")
+"""The languages MLQA's evaluation script defines (en, es, de, ar, hi, vi, zh; its script raises for any other)."""
+
+MLQA_GENERIC_RULE = ("generic rule (lowercase, Unicode punctuation removed, no article removal, "
+                     "whitespace tokens)")
+"""What xlt applies under ``mlqa`` to a language MLQA's script does not define."""
+
+
+def mlqa_defines(lang: str) -> bool:
+    """Whether MLQA's evaluation script has rules for ``lang`` (ISO 639-3 or a dataset code such as ``zh``)."""
+    return to_iso639_3(lang) in MLQA_LANGUAGES
+
+
+def mlqa_undefined_note(languages: Sequence[str]) -> str | None:
+    """The note naming the languages scored under ``mlqa`` that MLQA's script does not define (``None`` if none),
+    e.g. ``mlqa: rus, tur scored with the generic rule (...)``."""
+    undefined = [code for code in languages if not mlqa_defines(code)]
+    if not undefined:
+        return None
+    return (f"mlqa: {', '.join(undefined)} scored with the {MLQA_GENERIC_RULE} — MLQA's script defines only "
+            "en, es, de, ar, hi, vi, zh")
 
 
 @functools.cache
@@ -266,11 +311,11 @@ def mixed_segmentation(text: str) -> list[str]:
 def normalize_answer(text: str, lang: str | None = None) -> str:
     """Normalise an answer string before comparison.
 
-    ``lang=None``: the official SQuAD v1.1 rule — lowercase, drop ASCII punctuation, drop English articles
-    ``a|an|the``, collapse whitespace. With a language code (ISO 639-3 or a dataset code such as ``zh``): MLQA's
-    rule — lowercase, drop Unicode punctuation, drop that language's articles (English, Spanish, German,
-    Vietnamese, Arabic; none otherwise), then whitespace tokenisation, or mixed segmentation for Chinese.
-    Languages outside MLQA's seven (where its script raises) get no article removal and whitespace tokens.
+    ``lang=None``: the official SQuAD v1.1 rule (``squad_v1``) — lowercase, drop ASCII punctuation, drop English
+    articles ``a|an|the``, collapse whitespace. With a language code (ISO 639-3 or a dataset code such as ``zh``):
+    MLQA's rule (``mlqa``) — lowercase, drop Unicode punctuation, drop that language's articles (English, Spanish,
+    German, Vietnamese, Arabic; none for Hindi and Chinese), then whitespace tokenisation, or mixed segmentation
+    for Chinese. Languages outside MLQA's seven (where its script raises) get :data:`MLQA_GENERIC_RULE`.
     """
     text = text.lower()
     if lang is None:
@@ -287,7 +332,8 @@ def normalize_answer(text: str, lang: str | None = None) -> str:
 
 
 def squad_f1(prediction: str, ground_truths: str | Sequence[str], lang: str | None = None) -> float:
-    """Token F1 of ``prediction`` against the best-matching ground truth (0 when no token is shared)."""
+    """Token F1 of ``prediction`` against the best-matching ground truth (0 when no token is shared);
+    ``lang`` as in :func:`normalize_answer` (``None``: ``squad_v1``, a code: ``mlqa``)."""
     best = 0.0
     pred_tokens = normalize_answer(prediction, lang).split()
     for truth in [ground_truths] if isinstance(ground_truths, str) else ground_truths:
@@ -300,7 +346,8 @@ def squad_f1(prediction: str, ground_truths: str | Sequence[str], lang: str | No
 
 
 def squad_em(prediction: str, ground_truths: str | Sequence[str], lang: str | None = None) -> float:
-    """1.0 when the normalised prediction equals some normalised ground truth, else 0.0."""
+    """1.0 when the normalised prediction equals some normalised ground truth, else 0.0 (``lang`` as in
+    :func:`normalize_answer`)."""
     pred = normalize_answer(prediction, lang)
     truths = [ground_truths] if isinstance(ground_truths, str) else ground_truths
     return float(any(pred == normalize_answer(t, lang) for t in truths))
@@ -310,33 +357,49 @@ class SquadF1EM(_PerExampleMetric):
     """SQuAD F1 and exact match (max over gold answers), keeping per-question scores.
 
     ``update(preds, targets)``: predicted answer strings and, per question, its gold answer strings.
-    ``compute()`` returns ``{"f1": ..., "em": ...}`` as fractions in [0, 1].
+    ``compute()`` returns ``{"f1": ..., "em": ...}`` as fractions in [0, 1] (float64).
 
     Args:
-        lang: ``None`` for the official SQuAD v1.1 normalisation; a language code for MLQA's language-aware
-            normalisation (see :func:`normalize_answer`).
+        lang: the questions' language (ISO 639-3 or a dataset code); needed for ``mlqa``.
+        normalization: ``squad_v1`` (default; the official SQuAD v1.1 rule for every language, as XTREME scores
+            XQuAD and TyDi QA GoldP) or ``mlqa`` (MLQA's language-aware rule for ``lang``; see
+            :func:`normalize_answer`).
     """
 
-    def __init__(self, lang: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, lang: str | None = None, normalization: QANormalization = "squad_v1",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.lang = lang
+        if normalization not in QA_NORMALIZATIONS:
+            raise ValueError(f"SquadF1EM: normalization {normalization!r} must be one of {QA_NORMALIZATIONS}")
+        if normalization == "mlqa" and lang is None:
+            raise ValueError("SquadF1EM: normalization 'mlqa' is language-aware — pass lang=<language code>")
+        self.lang, self.normalization = lang, normalization
+        self._rule_lang = lang if normalization == "mlqa" else None
         self.add_state("f1", default=[], dist_reduce_fx="cat")
         self.add_state("em", default=[], dist_reduce_fx="cat")
+
+    @property
+    def rule(self) -> str:
+        """The rule applied: ``squad_v1``, ``mlqa``, or ``mlqa (generic rule ...)`` for a language MLQA's script
+        does not define."""
+        if self.normalization == "mlqa" and not mlqa_defines(self.lang or ""):
+            return f"mlqa ({MLQA_GENERIC_RULE})"
+        return self.normalization
 
     def update(self, preds: Sequence[str], targets: Sequence[str | Sequence[str]]) -> None:
         """Add predicted answers and their gold answers."""
         if len(preds) != len(targets):
             raise ValueError(f"SquadF1EM: {len(preds)} predictions for {len(targets)} questions")
-        self.f1.append(torch.tensor([squad_f1(p, t, self.lang) for p, t in zip(preds, targets, strict=True)],
+        lang = self._rule_lang
+        self.f1.append(torch.tensor([squad_f1(p, t, lang) for p, t in zip(preds, targets, strict=True)],
                                     dtype=torch.float64))
-        self.em.append(torch.tensor([squad_em(p, t, self.lang) for p, t in zip(preds, targets, strict=True)],
+        self.em.append(torch.tensor([squad_em(p, t, lang) for p, t in zip(preds, targets, strict=True)],
                                     dtype=torch.float64))
 
     def compute(self) -> dict[str, Tensor]:
-        """Mean F1 and EM (0 when empty)."""
-        f1, em = self._cat("f1"), self._cat("em")
-        return {"f1": f1.mean().float() if f1.numel() else torch.tensor(0.0),
-                "em": em.mean().float() if em.numel() else torch.tensor(0.0)}
+        """Mean F1 and EM (float64, the same number as ``per_example(...).score()``; 0 when empty)."""
+        return {name: torch.tensor(PerExample.mean(values.numpy()).score(), dtype=torch.float64) if values.numel()
+                else _zero() for name, values in (("f1", self._cat("f1")), ("em", self._cat("em")))}
 
     def per_example(self, which: str = "f1") -> PerExample:
         """Per-question scores of ``which`` (``f1`` or ``em``), statistic ``mean``."""
@@ -402,7 +465,7 @@ class RetrievalP1(_PerExampleMetric):
     def compute(self) -> dict[str, Tensor]:
         """P@1 per direction and their mean."""
         hits = self._hits(self._cat("source"), self._cat("target"))
-        out = {d: h.double().mean().float() if h.numel() else torch.tensor(0.0) for d, h in hits.items()}
+        out = {d: h.double().mean() if h.numel() else _zero() for d, h in hits.items()}
         out["mean"] = (out["src2tgt"] + out["tgt2src"]) / 2
         return out
 

@@ -12,6 +12,9 @@ logger's own tags (``model``, ``vocab``, ``recipe``...). The report
 - keeps the latest run of each label + task + seed (seed from tag ``xlt.seed`` or param
   ``config.seed_everything``) and aggregates seeds: mean ± sample std (ddof=1) of the score, and the mean of the
   seeds' CI bounds: ``72.4 ± 0.8 [70.1, 74.6]`` (one seed: ``72.4 [70.1, 74.6]``; no CI: no brackets);
+- names each QA row's answer normalisation (run tags ``xlt.qa_normalization`` / ``.note``: ``squad_v1``, the
+  official SQuAD v1.1 script XTREME uses for XQuAD and TyDi QA GoldP, or ``mlqa``) in a line under Table 2 and
+  the QA per-language table, so numbers are compared with published ones scored the same way;
 - writes ``table2.md`` (Table 2: macro average of each task's primary metric, plus ``Avg`` over tasks for rows
   that have every task), ``table2.csv`` (long format, every group, fractions at full precision),
   ``table2.png`` (grouped bars with CI error bars) and ``languages_<task>.md`` / ``.csv`` (one row per label,
@@ -63,6 +66,15 @@ EXTRA_METRICS = {"qa": ("em",)}
 _METRIC_PREFERENCE = ("acc", "f1", "p1", "em")
 _NOT_SCORES = ("_ci_low", "_ci_high", "_of_supervised", "_gap_recovered", "_distance_pearson", "_distance_spearman")
 _OUTPUT = re.compile(r"^(table2\.(md|csv|png)|languages_.+\.(md|csv)|transfer(_.+)?\.(md|csv|png)|distance_.+\.png)$")
+NORMALIZATION_TAGS = {"qa": ("xlt.qa_normalization", "xlt.qa_normalization.note")}
+"""Per task, the run tags of its answer normalisation and of the note on languages scored by a generic rule
+(written by :class:`~xlt.models.span_extraction.SpanExtraction`)."""
+NORMALIZATION_RULES = {
+    "squad_v1": "official SQuAD v1.1 script, as XTREME scores XQuAD and TyDi QA GoldP",
+    "mlqa": "MLQA's language-aware script",
+}
+UNRECORDED_NORMALIZATION = ("not recorded (the run predates the xlt.qa_normalization tag; xlt then defaulted to "
+                            "mlqa)")
 REPORT_TAG = "xlt.report"
 """Tag of the MLflow run that holds a report's files (never read back as a task run)."""
 _PAGE = 1000
@@ -94,6 +106,9 @@ class TaskRun:
         model: the label without suffixes.
         sources: training languages (tag ``xlt.train_languages``), empty when not recorded.
         panel: the run's panel (tag ``xlt.panel``).
+        normalization: the task's answer normalisation (tag ``xlt.qa_normalization`` for QA), ``None`` when not
+            recorded or not applicable.
+        normalization_note: the run's note on languages scored with a generic rule (``xlt.qa_normalization.note``).
     """
 
     run_id: str
@@ -106,6 +121,8 @@ class TaskRun:
     model: str = ""
     sources: tuple[str, ...] = ()
     panel: str | None = None
+    normalization: str | None = None
+    normalization_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +169,8 @@ class Report:
         notes: lines shown under the table (duplicates dropped, metric choices).
         rows: ``(label, task)`` -> what the row was trained on for that task (model, training languages,
             few-shot k, panel).
+        protocols: ``(label, task)`` -> the row's scoring protocol as shown under the tables (QA's answer
+            normalisation, e.g. ``squad_v1 (official SQuAD v1.1 script, ...)``), for tasks that record one.
     """
 
     experiment: str
@@ -162,6 +181,16 @@ class Report:
     cells: dict[tuple[str, str, str, str], Cell]
     notes: list[str] = field(default_factory=list)
     rows: dict[tuple[str, str], RowInfo] = field(default_factory=dict)
+    protocols: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def protocol_lines(self, tasks: Sequence[str] | None = None, labels: Iterable[str] | None = None) -> list[str]:
+        """``QA normalisation, <label>: <protocol>.`` per row (of ``labels``, default all) and task (of ``tasks``,
+        default all) that records a protocol."""
+        wanted = self.tasks if tasks is None else tasks
+        shown = set(self.labels if labels is None else labels)
+        return [f"{TASK_HEADERS.get(task, task)} normalisation, {markdown.escape(label)}: "
+                f"{self.protocols[label, task]}."
+                for task in wanted for label in self.labels if label in shown and (label, task) in self.protocols]
 
     def header(self, task: str) -> str:
         """Column header: ``XNLI``..., with the metric in parentheses when it is not the task's default."""
@@ -205,6 +234,7 @@ class Report:
         lines = [f"**Table 2** — experiment `{self.experiment}`, stage `{self.stage}`", "",
                  *markdown.table(header, rows), "", legend]
         lines += [f"Note: {note}" for note in self.notes]
+        lines += [part for line in self.protocol_lines() for part in ("", line)]  # one paragraph each
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -233,7 +263,9 @@ class Report:
         header, rows = self.language_rows(task)
         title = f"**{TASK_HEADERS.get(task, task)}** ({self.metrics[task]}, %) by language — experiment " \
                 f"`{self.experiment}`, stage `{self.stage}`"
-        return "\n".join([title, "", *markdown.table(header, [[markdown.escape(r[0]), *r[1:]] for r in rows])]) + "\n"
+        protocols = self.protocol_lines([task], [r[0] for r in rows])
+        table = markdown.table(header, [[markdown.escape(r[0]), *r[1:]] for r in rows])
+        return "\n".join([title, "", *table, *(part for line in protocols for part in ("", line))]) + "\n"
 
     def language_csv(self, task: str) -> str:
         """The per-language table of ``task`` as CSV (cells formatted as in the Markdown table)."""
@@ -361,7 +393,32 @@ def collect(experiment: str, tracking_uri: str | None = None, filter: str = "", 
     cells = _aggregate([tr for tr in task_runs if tr.task in columns], chosen)
     labels = _label_order(tr for tr in task_runs if tr.task in columns)
     rows = {(tr.label, tr.task): RowInfo(tr.model, tr.sources, tr.few_shot, tr.panel) for tr in task_runs}
-    return Report(experiment, stage, labels, columns, chosen, cells, notes, rows)
+    protocols = _protocols([tr for tr in task_runs if tr.task in columns])
+    return Report(experiment, stage, labels, columns, chosen, cells, notes, rows, protocols)
+
+
+def _protocols(task_runs: Sequence[TaskRun]) -> dict[tuple[str, str], str]:
+    """``(label, task)`` -> the row's normalisation text, for tasks in :data:`NORMALIZATION_TAGS` (seeds that
+    disagree are all named, with their run counts)."""
+    by_row: dict[tuple[str, str], list[TaskRun]] = defaultdict(list)
+    for tr in task_runs:
+        if tr.task in NORMALIZATION_TAGS:
+            by_row[tr.label, tr.task].append(tr)
+    out = {}
+    for key, runs in by_row.items():
+        counts = Counter((tr.normalization, tr.normalization_note) for tr in runs)
+        texts = []
+        for (normalization, note), n in sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))):
+            if normalization is None:
+                text = UNRECORDED_NORMALIZATION
+            else:
+                rule = NORMALIZATION_RULES.get(normalization)
+                text = f"{normalization} ({rule})" if rule else normalization
+            if note:
+                text += f"; {note}"
+            texts.append(text if len(counts) == 1 else f"{text} [{n} run{'s' if n > 1 else ''}]")
+        out[key] = texts[0] if len(texts) == 1 else "differs between seeds: " + " | ".join(texts)
+    return out
 
 
 def run_label(run: Run, label_tags: Sequence[str], few_shot_suffix: bool = True) -> str:
@@ -419,8 +476,17 @@ def task_runs_of(run: Run, stage: str, label_tags: Sequence[str]) -> list[TaskRu
     label = _row_label(model, k)
     sources = tuple(c.strip() for c in str(tags.get("xlt.train_languages", "")).split(",") if c.strip())
     return [TaskRun(run.info.run_id, label, task, seed, k, run.info.start_time or 0,
-                    {m: dict(g) for m, g in by_metric.items()}, model, sources, tags.get("xlt.panel") or None)
+                    {m: dict(g) for m, g in by_metric.items()}, model, sources, tags.get("xlt.panel") or None,
+                    *_normalization(tags, task))
             for task, by_metric in scores.items()]
+
+
+def _normalization(tags: Mapping[str, str], task: str) -> tuple[str | None, str | None]:
+    """The run's normalisation tag and note for ``task`` (``None`` when absent or the task records none)."""
+    if task not in NORMALIZATION_TAGS:
+        return None, None
+    name, note = NORMALIZATION_TAGS[task]
+    return (str(tags[name]).strip() or None) if name in tags else None, tags.get(note) or None
 
 
 def aggregate(scores: Sequence[Score], run_ids: Sequence[str]) -> Cell:

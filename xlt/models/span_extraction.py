@@ -8,9 +8,14 @@ the answer ``context[offset_start[start]:offset_end[end]]`` — always a substri
 module (:class:`~xlt.datamodules.qa.QADataModule`) keeps all windows of a question in one evaluation batch,
 so answers are final within a batch, on any rank.
 
-Metrics: SQuAD ``f1`` and ``em`` (:class:`~xlt.evaluation.metrics.SquadF1EM`), with MLQA's language-aware
-answer normalisation (default) or the official SQuAD v1.1 one. Prediction files hold ``{question id: answer}``
-per language (``test-<lang>.json``, XTREME's layout).
+Metrics: SQuAD ``f1`` and ``em`` (:class:`~xlt.evaluation.metrics.SquadF1EM`). Answers are normalised the way
+each language's benchmark is officially scored (``answer_normalisation: auto``, from
+:meth:`~xlt.datamodules.qa.QADataModule.official_normalization`): the SQuAD v1.1 script (``squad_v1``) for XQuAD,
+TyDi QA GoldP, SQuAD and the synthetic panel — what XTREME reports — and MLQA's language-aware script (``mlqa``)
+for MLQA; ``squad_v1`` or ``mlqa`` force one protocol for every language. The protocol is recorded as run tag
+``xlt.qa_normalization`` (per language when they differ), with ``xlt.qa_normalization.note`` naming languages that
+``mlqa`` scores with its generic rule because MLQA's script does not define them (``xlt report`` prints both).
+Prediction files hold ``{question id: answer}`` per language (``test-<lang>.json``, XTREME's layout).
 """
 
 from __future__ import annotations
@@ -26,10 +31,19 @@ from torchmetrics import Metric
 from transformers import AutoModelForQuestionAnswering
 
 from xlt.errors import XltError
-from xlt.evaluation.metrics import SquadF1EM
+from xlt.evaluation.metrics import (
+    QA_NORMALIZATION_RULES,
+    QANormalization,
+    SquadF1EM,
+    mlqa_undefined_note,
+)
 from xlt.models.task import TaskModule
 
-Normalisation = Literal["mlqa", "squad"]
+Normalisation = Literal["auto", "squad_v1", "mlqa", "squad"]
+NORMALIZATION_TAG = "xlt.qa_normalization"
+"""Run tag of the answer normalisation: ``squad_v1``, ``mlqa``, or ``<lang>=<protocol>,...`` when languages differ."""
+NORMALIZATION_NOTE_TAG = "xlt.qa_normalization.note"
+"""Run tag naming the languages ``mlqa`` scored with its generic rule (absent when there are none)."""
 _STAGE_SPLIT = {"val": "dev", "test": "test", "predict": "test"}
 
 
@@ -90,40 +104,105 @@ class SpanExtraction(TaskModule):
     metric_names = ("f1", "em")
 
     def __init__(self, *, max_answer_length: int = 30, n_best: int = 20,
-                 answer_normalisation: Normalisation = "mlqa", **kwargs: Any) -> None:
+                 answer_normalisation: Normalisation = "auto", **kwargs: Any) -> None:
         """Set up the QA module; other arguments are those of :class:`~xlt.models.task.TaskModule`.
 
         Args:
             max_answer_length: longest predicted answer in tokens.
             n_best: start and end candidates per window considered in post-processing.
-            answer_normalisation: ``mlqa`` (language-aware: Unicode punctuation, the language's articles,
-                Chinese character segmentation) or ``squad`` (the official SQuAD v1.1 rule for every language).
+            answer_normalisation: how answers are normalised before F1/EM. ``auto`` (default): each language's
+                benchmark's official protocol — ``squad_v1`` for XQuAD, TyDi QA GoldP, SQuAD and the synthetic
+                panel (as XTREME scores them), ``mlqa`` for MLQA. ``squad_v1``: the official SQuAD v1.1 rule for
+                every language (lowercase, ASCII punctuation and English articles removed, whitespace tokens).
+                ``mlqa``: MLQA's language-aware rule (Unicode punctuation, the language's articles, Chinese
+                character segmentation; languages MLQA does not define get its generic rule). ``squad`` is an
+                alias of ``squad_v1``. Logged as run tag ``xlt.qa_normalization``.
         """
         super().__init__(**kwargs)
         for name, value in (("max_answer_length", max_answer_length), ("n_best", n_best)):
             if value < 1:
                 raise XltError(f"model.{name} {value} must be a positive integer")
-        if answer_normalisation not in ("mlqa", "squad"):
-            raise XltError(f"model.answer_normalisation {answer_normalisation!r} must be 'mlqa' or 'squad'")
+        if answer_normalisation not in ("auto", "squad_v1", "mlqa", "squad"):
+            raise XltError(f"model.answer_normalisation {answer_normalisation!r} must be 'auto', 'squad_v1' or "
+                           "'mlqa'")
         self.max_answer_length, self.n_best = int(max_answer_length), int(n_best)
-        self.answer_normalisation = answer_normalisation
+        self.answer_normalisation = "squad_v1" if answer_normalisation == "squad" else answer_normalisation
+        #: language -> ``(normalisation, why)`` resolved in ``setup``
+        self.normalizations: dict[str, tuple[QANormalization, str]] = {}
 
     # ------------------------------------------------------------------------------------------ metrics
+    def normalization_of(self, code: str) -> QANormalization:
+        """The answer normalisation of language ``code`` (``answer_normalisation``, or its benchmark's under
+        ``auto``; ``squad_v1`` before ``setup`` has seen the data)."""
+        if self.answer_normalisation != "auto":
+            return self.answer_normalisation  # type: ignore[return-value]
+        return self.normalizations.get(code, ("squad_v1", ""))[0]
+
     def new_metric(self, code: str | None = None) -> Metric:
-        """SQuAD F1/EM for language ``code`` (its normalisation per ``answer_normalisation``)."""
-        return SquadF1EM(lang=code if self.answer_normalisation == "mlqa" else None)
+        """SQuAD F1/EM for language ``code`` with its normalisation (:meth:`normalization_of`)."""
+        if code is None:
+            return SquadF1EM()
+        return SquadF1EM(lang=code, normalization=self.normalization_of(code))
 
     def setup(self, stage: str) -> None:
-        """The base setup, then one language-aware metric per language and stage."""
+        """The base setup, then each language's normalisation and one metric per language and stage."""
         super().setup(stage)
-        if self.trainer.datamodule.task != "qa":
+        datamodule = self.trainer.datamodule
+        if datamodule.task != "qa":
             raise XltError(f"{type(self).__name__} needs QA data (data.class_path: xlt.datamodules.qa.QADataModule), "
-                           f"not {self.trainer.datamodule.task}")
+                           f"not {datamodule.task}")
+        official = getattr(datamodule, "official_normalization", None)
+        for code in self.languages:
+            if self.answer_normalisation != "auto":
+                self.normalizations[code] = (self.answer_normalisation, "model.answer_normalisation")
+            elif official is not None:
+                normalization, benchmark = official(code)
+                self.normalizations[code] = (normalization, f"auto: {benchmark}")
+            else:
+                self.normalizations[code] = ("squad_v1", "auto: SQuAD-format data")
         for key in list(self.metrics):
             code = key.split("_", 1)[1]
-            wanted = code if self.answer_normalisation == "mlqa" else None
-            if self.metrics[key].lang != wanted:
+            metric = self.metrics[key]
+            if (metric.lang, metric.normalization) != (code, self.normalization_of(code)):
                 self.metrics[key] = self.new_metric(code)
+
+    def run_tags(self, languages: Sequence[str] | None = None) -> dict[str, str]:
+        """Run tags of the answer normalisation of ``languages`` (default: the last test's languages, else all):
+        ``xlt.qa_normalization`` (``squad_v1``, ``mlqa``, or ``<lang>=<protocol>,...`` when they differ) and,
+        when ``mlqa`` scores a language MLQA's script does not define, ``xlt.qa_normalization.note``."""
+        if languages is None:
+            languages = [row.group for row in self.results[0].languages] if self.results else self.languages
+        protocols = {code: self.normalization_of(code) for code in languages}
+        distinct = sorted(set(protocols.values()))
+        value = distinct[0] if len(distinct) == 1 else ",".join(f"{c}={p}" for c, p in protocols.items())
+        tags = {NORMALIZATION_TAG: value}
+        note = mlqa_undefined_note([c for c, p in protocols.items() if p == "mlqa"])
+        if note is not None:
+            tags[NORMALIZATION_NOTE_TAG] = note
+        return tags
+
+    def describe_normalization(self, languages: Sequence[str] | None = None) -> str:
+        """One line naming the protocol(s) and their rules, e.g. for logs and the test printout."""
+        tags = self.run_tags(languages)
+        value = tags[NORMALIZATION_TAG]
+        rules = "; ".join(f"{p}: {QA_NORMALIZATION_RULES[p]}" for p in QA_NORMALIZATION_RULES
+                          if p == value or f"={p}" in value)
+        line = f"QA answer normalisation: {value} ({rules})"
+        if NORMALIZATION_NOTE_TAG in tags:
+            line += f"; {tags[NORMALIZATION_NOTE_TAG]}"
+        return line + "."
+
+    def on_test_epoch_end(self) -> None:
+        """The base's disaggregation and logging, then the normalisation tags on every MLflow run (rank 0)."""
+        super().on_test_epoch_end()
+        if not self.results or not self._updated("test") or self._trainer is None or not self.trainer.is_global_zero:
+            return
+        from xlt.callbacks.tracking import mlflow_loggers
+
+        for logger in mlflow_loggers(self.trainer):
+            for key, value in self.run_tags().items():
+                logger.experiment.set_tag(logger.run_id, key, value)
+        self.print(self.describe_normalization())
 
     def per_example(self, metric: Metric, name: str) -> Any:
         """Per-question ``f1`` or ``em`` scores."""
