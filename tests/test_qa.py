@@ -373,8 +373,6 @@ def test_qa_runs_record_the_normalisation_tag_and_float64_scores(synthetic_dir: 
     assert metrics["test/qa/f1/qaa"] == pytest.approx(float(np.mean(f1)), rel=1e-15, abs=0)
 
 
-@pytest.mark.xfail(strict=True, reason="needs xlt/models/task.py to self.log float64 tensors (a Python float is "
-                                       "logged as float32)")
 def test_validation_scores_reach_mlflow_in_float64(synthetic_dir: Path, tiny_tokenizer_dir: Path,
                                                    tmp_path: Path) -> None:
     """Validation and test score the same questions in the same order: the logged values are the same float64."""

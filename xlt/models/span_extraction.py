@@ -193,16 +193,10 @@ class SpanExtraction(TaskModule):
         return line + "."
 
     def on_test_epoch_end(self) -> None:
-        """The base's disaggregation and logging, then the normalisation tags on every MLflow run (rank 0)."""
+        """The base's disaggregation and logging (with :meth:`run_tags`), then the normalisation in words."""
         super().on_test_epoch_end()
-        if not self.results or not self._updated("test") or self._trainer is None or not self.trainer.is_global_zero:
-            return
-        from xlt.callbacks.tracking import mlflow_loggers
-
-        for logger in mlflow_loggers(self.trainer):
-            for key, value in self.run_tags().items():
-                logger.experiment.set_tag(logger.run_id, key, value)
-        self.print(self.describe_normalization())
+        if self.results and self._updated("test"):
+            self.print(self.describe_normalization())
 
     def per_example(self, metric: Metric, name: str) -> Any:
         """Per-question ``f1`` or ``em`` scores."""
