@@ -131,6 +131,12 @@ class XltCLI(LightningCLI):
             require_local_or_hub(str(encoder), "model.encoder")
             data_args["tokenizer"] = str(encoder)
 
+    def before_fit(self) -> None:
+        """A fit resumed with ``--ckpt_path`` (``last`` or a path) continues the checkpoint's MLflow run."""
+        from xlt.callbacks.tracking import continue_checkpoint_runs
+
+        continue_checkpoint_runs(self.trainer, self.config_init[self.subcommand].get("ckpt_path"))
+
     def after_fit(self) -> None:
         """Task modules with ``test_after_fit`` evaluate on every evaluation language after ``xlt fit``:
         the best checkpoint when a monitored ModelCheckpoint exists, else the final weights."""

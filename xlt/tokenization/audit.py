@@ -48,7 +48,7 @@ from typing import Any
 from xlt.atomic import atomic_dir
 from xlt.errors import XltError
 from xlt.languages import BUCKETS, Panel, load_panel, to_iso639_3
-from xlt.mlflow_store import artifact_location, default_tracking_uri
+from xlt.mlflow_store import default_tracking_uri, get_or_create_experiment
 
 __all__ = [
     "AuditRow", "METRICS", "aggregate", "audit_command", "audit_tokenizer", "audit_tokenizers", "char_script",
@@ -570,26 +570,11 @@ def log_audit_to_mlflow(rows: Sequence[AuditRow], artifacts: Mapping[str, Path] 
         manifests: tokenizer name -> its fitting manifest, logged as ``tokenizers/<name>/manifest.json``.
     """
     from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        try:
-            experiment_id = client.create_experiment(experiment_name,
-                                                     artifact_location=artifact_location(uri, experiment_name))
-        except MlflowException:  # created concurrently
-            experiment = client.get_experiment_by_name(experiment_name)
-            if experiment is None:
-                raise
-            experiment_id = experiment.experiment_id
-    elif experiment.lifecycle_stage != "active":
-        raise XltError(f"MLflow experiment '{experiment_name}' is deleted — restore it or choose another "
-                       "--experiment_name")
-    else:
-        experiment_id = experiment.experiment_id
+    experiment_id = get_or_create_experiment(client, experiment_name, uri)
     tokenizers = _order(r.tokenizer for r in rows)
     tags = {"xlt.stage": "audit", "tokenizers": ",".join(tokenizers),
             "languages": ",".join(_order(r.language for r in rows))}
