@@ -311,8 +311,6 @@ def test_export_at_fit_end_reloads_with_same_logits(tmp_path: Path) -> None:
 
 
 def test_with_real_tokenizer_exports_tokenizer_files(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    pytest.importorskip("xlt.tokenization.fit")
-    pytest.importorskip("xlt.datamodules.synthetic")
     from xlt.tokenization.tokenizer import XltTokenizer
 
     tok_dir = request.getfixturevalue("tiny_tokenizer_dir")
