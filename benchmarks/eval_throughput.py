@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, XLMRobertaConfig
 
-from xlt.datamodules.synthetic import generate_panel
 from xlt.datamodules.task_data import pad_batch
 from xlt.datamodules.xnli import XNLIDataModule
+from xlt.synthetic import generate_panel
 from xlt.tokenization.fit import fit_tokenizer
 
 MAX_LENGTH = 128

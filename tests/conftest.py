@@ -28,7 +28,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic panel (all tasks, all languages), generated once per test session."""
-    from xlt.datamodules.synthetic import generate_panel
+    from xlt.synthetic import generate_panel
 
     return generate_panel(tmp_path_factory.mktemp("synthetic") / "panel", seed=0, scale=0.05)
 
@@ -65,6 +65,6 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def task_panel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic panel with 150 train / 38 dev / 38 test examples per task and language (few-shot k=100)."""
-    from xlt.datamodules.synthetic import generate_panel
+    from xlt.synthetic import generate_panel
 
     return generate_panel(tmp_path_factory.mktemp("task_panel") / "panel", seed=0, scale=0.25)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import collections
 import filecmp
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from xlt.datamodules import synthetic as S
+from xlt import synthetic as S
 from xlt.datamodules.readers import NLI_LABELS, UPOS_TAGS, load_task_dataset, read_conllu
 from xlt.errors import XltError
 from xlt.languages import PANELS_DIR, load_panel
+from xlt.synthetic import generator
 
 SCALE = 0.05  # the conftest fixture's scale
 CODES = [spec.code for spec in S.SPECS]
@@ -175,7 +177,7 @@ def test_tatoeba_files_are_line_aligned_and_realise_the_same_meanings(synthetic_
     sources = {code: (folder / f"tatoeba.{code}-qaa.qaa").read_bytes() for code in CODES[1:]}
     assert len(set(sources.values())) == 1  # the source side is the same in every pair
     world = S.World(0)
-    n = S._size(S.TATOEBA_SIZE, SCALE, S.MIN_EVAL_EXAMPLES)
+    n = S.scaled_size(S.TATOEBA_SIZE, SCALE, S.MIN_EVAL_EXAMPLES)
     meanings = S.tatoeba_meanings(world, n)
     for code in CODES[1:]:
         ds = load_task_dataset(folder, "tatoeba", language=code)
@@ -323,3 +325,28 @@ def test_synth_cli_function_overwrites_atomically(tmp_path: Path, capsys: pytest
     assert not (out / "stale.txt").exists() and (out / "panel.yaml").is_file()
     assert "10 languages" in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+# ---- the shared cache -------------------------------------------------------------------------------
+
+
+def test_cached_panel_is_generated_once_where_every_consumer_looks(synthetic_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    assert S.cached_panel_dir(cache, 0, 0.05) == cache / "synthetic-seed0-scale0.05"
+    assert S.cached_panel_dir(str(cache), 2, 1.0) == cache / "synthetic-seed2-scale1"
+    path = S.cached_panel(cache, seed=0, scale=0.01)
+    assert path == S.cached_panel_dir(cache, 0, 0.01) and (path / "manifest.json").is_file()
+    (path / "marker").write_text("kept")
+    assert S.cached_panel(cache, seed=0, scale=0.01) == path and (path / "marker").is_file()  # reused
+
+    def concurrent(out: Path, **_: object) -> Path:  # another process finishes first: ours finds it taken
+        shutil.copytree(synthetic_dir, out)
+        raise XltError(f"output directory {out} already exists")
+
+    monkeypatch.setattr(generator, "generate_panel", concurrent)
+    assert (S.cached_panel(cache, seed=0, scale=0.05) / "panel.yaml").is_file()
+    monkeypatch.undo()
+    (cache / "synthetic-seed0-scale0.5").mkdir()  # taken, but not by a panel: the error stands
+    with pytest.raises(XltError, match="already exists"):
+        S.cached_panel(cache, seed=0, scale=0.5)

@@ -30,7 +30,7 @@ LIGHTNING_COMMANDS = {
 
 
 def _synth(argv: Sequence[str]) -> None:
-    from xlt.datamodules.synthetic import synth
+    from xlt.synthetic import synth
 
     auto_cli(synth, args=list(argv), parser_mode="omegaconf", exit_on_error=False)
 

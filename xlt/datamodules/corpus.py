@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from xlt.datamodules.sampler import LanguageSampler, check_compatible, resolve_factors
 from xlt.errors import XltError
 from xlt.languages import Panel, load_panel
+from xlt.synthetic import cached_panel, cached_panel_dir
 from xlt.tokenization.fit import VocabularyConfig, fit_tokenizer_from_datasets, resolve_designated, scan_text_file
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, tokenizer_fingerprint
 
@@ -410,7 +411,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
     @property
     def synthetic_dir(self) -> Path:
         """Where the synthetic panel is generated (corpus ``synthetic``)."""
-        return self.cache_root / f"synthetic-seed{self.synthetic_seed}-scale{self.synthetic_scale:g}"
+        return cached_panel_dir(self.cache_root, self.synthetic_seed, self.synthetic_scale)
 
     def _text_dir(self) -> Path:
         return self.synthetic_dir / "mlm" if self._kind == "synthetic" else Path(self.corpus)
@@ -565,16 +566,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         return str(self._text_file(code))
 
     def _generate_synthetic(self) -> None:
-        if (self.synthetic_dir / "mlm").is_dir():
-            return
-        from xlt.datamodules.synthetic import generate_panel
-
-        try:
-            generate_panel(self.synthetic_dir, seed=self.synthetic_seed, scale=self.synthetic_scale,
-                           overwrite=False)
-        except XltError:
-            if not (self.synthetic_dir / "mlm").is_dir():  # not a concurrent generation
-                raise
+        cached_panel(self.cache_root, self.synthetic_seed, self.synthetic_scale)
 
     # ------------------------------------------------------------------------------------------ setup
     def _open_blocks(self) -> dict[str, Path]:

@@ -38,6 +38,7 @@ from xlt.datamodules.readers import load_task_dataset
 from xlt.errors import DataNotFound, XltError
 from xlt.hub import require_local_or_hub
 from xlt.languages import Panel, load_panel
+from xlt.synthetic import cached_panel, cached_panel_dir
 
 ModelSelection = Literal["source", "target"]
 IGNORE_INDEX = -100
@@ -287,14 +288,12 @@ class TaskDataModule(L.LightningDataModule):
     @property
     def synthetic_dir(self) -> Path:
         """Where the synthetic panel is generated (shared with the MLM corpus of the same seed and scale)."""
-        return self.cache_root / f"synthetic-seed{self.synthetic_seed}-scale{self.synthetic_scale:g}"
+        return cached_panel_dir(self.cache_root, self.synthetic_seed, self.synthetic_scale)
 
     def prepare_data(self) -> None:
         """Generate the synthetic panel once (atomic; reused when present)."""
-        if self.is_synthetic and not (self.synthetic_dir / "manifest.json").is_file():
-            from xlt.datamodules.synthetic import generate_panel
-
-            generate_panel(self.synthetic_dir, seed=self.synthetic_seed, scale=self.synthetic_scale)
+        if self.is_synthetic:
+            cached_panel(self.cache_root, self.synthetic_seed, self.synthetic_scale)
 
     def source_of(self, code: str) -> tuple[str, str | None]:
         """Where language ``code`` is read from: ``(file, directory or hub id, hub config name)``."""

@@ -653,16 +653,9 @@ def corpus_files(corpus: str, languages: Sequence[str] | None, panel: Panel | No
 def synthetic_corpus(cache_dir: str | Path, seed: int = 0, scale: float = 1.0) -> Path:
     """The synthetic panel's directory under ``cache_dir`` (generated on first use; the corpus DataModule
     uses the same place)."""
-    from xlt.datamodules.synthetic import generate_panel
+    from xlt.synthetic import cached_panel
 
-    path = Path(cache_dir) / f"synthetic-seed{seed}-scale{scale:g}"
-    if not (path / "mlm").is_dir():
-        try:
-            generate_panel(path, seed=seed, scale=scale, overwrite=False)
-        except XltError:
-            if not (path / "mlm").is_dir():  # not a concurrent generation
-                raise
-    return path
+    return cached_panel(cache_dir, seed, scale)
 
 
 def fit_command(
