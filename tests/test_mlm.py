@@ -15,7 +15,9 @@ from transformers import AutoModelForMaskedLM
 
 from xlt.errors import XltError
 from xlt.models.masking import IGNORE_INDEX
-from xlt.models.mlm import MLMPretraining, derive_seed, lr_factor
+from xlt.models.mlm import MLMPretraining
+from xlt.models.optimization import lr_factor
+from xlt.seeding import derive_seed
 
 VOCAB = 64
 TINY = dict(

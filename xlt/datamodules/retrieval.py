@@ -27,9 +27,10 @@ from datasets import Dataset, Features, List, Value
 from lightning.pytorch.trainer.states import TrainerFn
 
 from xlt.datamodules.readers import read_tatoeba
-from xlt.datamodules.task_data import TaskDataModule, pad_batch, stable_seed
+from xlt.datamodules.task_data import TaskDataModule, pad_batch
 from xlt.errors import XltError
 from xlt.languages import to_iso639_3
+from xlt.seeding import derive_seed
 
 _PAIR_FILE = re.compile(r"^tatoeba\.([^.-]+)-([^.-]+)\.([^.]+)$")
 FEATURES = Features({key: List(Value("int32")) for key in
@@ -129,7 +130,7 @@ class RetrievalDataModule(TaskDataModule):
 
         # an explicit fingerprint: hashing the closure would pickle this module and its tokenizers (seconds)
         key = ("retrieval", self.source_of(code), self.tokenizer_dir, code, self.pivot, self.max_length, len(rows))
-        fingerprint = f"{stable_seed(*key):016x}"
+        fingerprint = f"{derive_seed(*key):016x}"
         return rows.map(tokenize, batched=True, remove_columns=rows.column_names, features=FEATURES,
                         new_fingerprint=fingerprint, desc=None)
 

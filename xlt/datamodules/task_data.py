@@ -21,7 +21,6 @@ task module uses for per-language metrics and for mapping predictions back to ex
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,17 +37,12 @@ from xlt.datamodules.readers import load_task_dataset
 from xlt.errors import DataNotFound, XltError
 from xlt.hub import require_local_or_hub
 from xlt.languages import Panel, load_panel
+from xlt.seeding import derive_seed
 from xlt.synthetic import cached_panel, cached_panel_dir
 
 ModelSelection = Literal["source", "target"]
 IGNORE_INDEX = -100
 HF_LANGUAGE_DIR = "hf"
-
-
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed that depends only on ``parts`` (same in every process)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 def few_shot_indices(n: int, k: int, seed: int, labels: Sequence[Any] | None = None) -> list[int]:
@@ -416,7 +410,7 @@ class TaskDataModule(L.LightningDataModule):
             if self.few_shot > len(rows):
                 raise XltError(f"data.few_shot {self.few_shot} > the {len(rows)} train examples of language "
                                f"'{code}' — lower data.few_shot")
-            picked = few_shot_indices(len(rows), self.few_shot, stable_seed("few_shot", self.seed, code),
+            picked = few_shot_indices(len(rows), self.few_shot, derive_seed("few_shot", self.seed, code),
                                       self.labels_of(rows))
             return rows.select(picked)
         return self.read(code, split)
@@ -456,7 +450,7 @@ class TaskDataModule(L.LightningDataModule):
         """Shuffled training batches (seeded), dynamically padded."""
         if "train" not in self.features:
             self.setup("fit")
-        generator = torch.Generator().manual_seed(stable_seed("train_order", self.seed))
+        generator = torch.Generator().manual_seed(derive_seed("train_order", self.seed))
         return DataLoader(self.features["train"].with_format(None), batch_size=self.batch_size, shuffle=True,
                           generator=generator, collate_fn=self.collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

@@ -16,7 +16,6 @@ global token mean, so W data-parallel ranks train like one process with a W time
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -36,42 +35,11 @@ from xlt.models.data_parallel import global_token_mean, mask_global_rows
 from xlt.models.embeddings import VocabularyLayout, build_masked_lm_for_vocabulary
 from xlt.models.encoder import build_config, build_masked_lm, usable_positions
 from xlt.models.masking import IGNORE_INDEX, TokenMasker
+from xlt.models.optimization import adamw_param_groups, lr_factor
+from xlt.seeding import derive_seed
 
 # xlt tokenizers use the fairseq/XLM-R layout: <s>=0 <pad>=1 </s>=2 <unk>=3, <mask> = last id.
 FAIRSEQ_UNK_ID = 3
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed that depends only on ``parts`` (stable across processes and Python versions)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-def lr_factor(step: int, warmup_steps: int, total_steps: float, schedule: str) -> float:
-    """Multiplier of the peak learning rate at optimizer step ``step`` (0-based).
-
-    Linear warmup ``step / warmup_steps``, then ``linear`` (to 0 at ``total_steps``), ``cosine``
-    (half cosine to 0 at ``total_steps``) or ``constant`` (1).
-    """
-    if step < warmup_steps:
-        return step / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup_steps) / max(1.0, total_steps - warmup_steps))
-    if schedule == "linear":
-        return 1.0 - progress
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown schedule {schedule!r}")
-
-
-def adamw_param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: matrices (decayed), biases and LayerNorm weights (not decayed); tied weights once."""
-    decay, no_decay = [], []
-    for parameter in module.parameters():  # deduplicated: a tied weight appears once
-        if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def mlm_head(model: PreTrainedModel) -> nn.Module:

@@ -37,7 +37,8 @@ from xlt.errors import XltError
 from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
 from xlt.models.checkpoints import load_checkpoint, xlt_module_class
 from xlt.models.encoder import build_config, in_train_mode, is_model_type, usable_positions
-from xlt.models.mlm import adamw_param_groups, derive_seed, lr_factor
+from xlt.models.optimization import adamw_param_groups, lr_factor
+from xlt.seeding import derive_seed
 
 
 def _mlm_checkpoint_config(path: Path) -> tuple[Any, dict[str, torch.Tensor]]:
