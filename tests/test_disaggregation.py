@@ -174,7 +174,7 @@ def test_user_errors_are_one_line_xlt_errors():
 def test_log_evaluation_to_mlflow_reads_back(mlflow_uri, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from xlt.evaluation.logging import log_evaluation
+    from xlt.evaluation.mlflow_logging import log_evaluation
     from xlt.evaluation.transfer import TransferMatrix, transfer_distance_correlation
 
     client = MlflowClient(tracking_uri=mlflow_uri)

@@ -212,7 +212,7 @@ def test_metric_values_stay_float64_up_to_the_mlflow_store(mlflow_uri: str):
     from mlflow.tracking import MlflowClient
 
     from xlt.evaluation.disaggregation import disaggregate
-    from xlt.evaluation.logging import log_evaluation
+    from xlt.evaluation.mlflow_logging import log_evaluation
     from xlt.languages import Language, Panel
 
     preds = ["x y z", "x y", "x", "x y z", "x y", "q", "x"]

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from xlt.evaluation.disaggregation import disaggregate
-from xlt.evaluation.logging import log_evaluation
+from xlt.evaluation.mlflow_logging import log_evaluation
 from xlt.evaluation.report import collect, report
 from xlt.languages import load_panel
 

@@ -14,7 +14,6 @@ from xlt.atomic import atomic_file
 
 if TYPE_CHECKING:
     from xlt.evaluation.disaggregation import EvaluationResult
-    from xlt.evaluation.transfer import TransferCorrelation
 
 BUCKET_COLOURS = {"high": "#1b9e77", "mid": "#7570b3", "low": "#d95f02", "tail": "#e7298a"}
 
@@ -104,19 +103,21 @@ def plot_language_scores(result: EvaluationResult, path: str | Path, buckets: di
     return save_png(fig, path)
 
 
-def plot_distance_scatter(correlation: TransferCorrelation, path: str | Path, title: str | None = None) -> Path:
-    """Transfer score against typological distance, one point per (source, target) pair, with r and ρ in the title.
+def plot_distance_scatter(distances: Sequence[float], scores: Sequence[float], method: str, title: str,
+                          path: str | Path) -> Path:
+    """Transfer score against typological distance, one point per (source, target) pair.
 
     Args:
-        correlation: the result of :func:`~xlt.evaluation.transfer.transfer_distance_correlation`.
+        distances: distance of each pair.
+        scores: transfer score of each pair (fraction; plotted in %).
+        method: the distance (``uriel`` or ``panel``), for the x axis label.
+        title: figure title (:meth:`~xlt.evaluation.transfer.TransferCorrelation.plot` puts r and ρ there).
         path: output PNG.
-        title: figure title (default shows Pearson r and Spearman ρ).
     """
-    pairs = correlation.pairs
     fig = Figure(figsize=(4.5, 3.5))
     ax = fig.add_subplot()
-    ax.scatter([p[2] for p in pairs], [p[3] * 100 for p in pairs], s=14)
-    ax.set_xlabel(f"typological distance ({correlation.method})")
+    ax.scatter(list(distances), [s * 100 for s in scores], s=14)
+    ax.set_xlabel(f"typological distance ({method})")
     ax.set_ylabel("transfer score (%)")
-    ax.set_title(title or f"r = {correlation.pearson:.2f}, ρ = {correlation.spearman:.2f} (n = {correlation.n})")
+    ax.set_title(title)
     return save_png(fig, path)

@@ -333,6 +333,18 @@ class TransferCorrelation:
     uriel_unknown: tuple[str, ...] = ()
     note: str | None = None
 
+    @property
+    def summary(self) -> str:
+        """``r = …, ρ = … (n = …)``."""
+        return f"r = {self.pearson:.2f}, ρ = {self.spearman:.2f} (n = {self.n})"
+
+    def plot(self, path: str | Path, title: str | None = None) -> Path:
+        """Scatter of transfer score against distance as a PNG (default title: :attr:`summary`)."""
+        from xlt.evaluation.plots import plot_distance_scatter
+
+        return plot_distance_scatter([p[2] for p in self.pairs], [p[3] for p in self.pairs], self.method,
+                                     title or self.summary, path)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (undefined coefficients as ``None``)."""
 

@@ -26,17 +26,30 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from xlt.errors import XltError
 from xlt.evaluation import markdown
 from xlt.evaluation.disaggregation import gap_recovered, group_ratio, relative_to_supervised, sanitize_group
-from xlt.evaluation.plots import plot_distance_scatter
 from xlt.evaluation.transfer import TransferCorrelation, TransferMatrix, transfer_distance_correlation
 from xlt.languages import BUCKETS, Panel, load_panel
 
-if TYPE_CHECKING:
-    from xlt.evaluation.report import Report
+
+class _Cell(Protocol):
+    mean: float
+
+
+class AggregatedScores(Protocol):
+    """What the transfer views read of a :class:`~xlt.evaluation.report.Report` (a protocol, so this module does
+    not import the report that renders it)."""
+
+    labels: list[str]
+    tasks: list[str]
+    metrics: dict[str, str]
+
+    def languages(self, task: str) -> list[str]: ...
+
+    def cell(self, label: str, task: str, group: str = "macro", metric: str | None = None) -> _Cell | None: ...
 
 QUANTITIES = {"of_supervised": "% of supervised", "gap_recovered": "gap recovered (%)"}
 """Derived quantities (``transfer.csv``'s ``quantity`` column) and their titles in ``transfer.md``."""
@@ -124,11 +137,10 @@ class TransferTables:
             matrix.heatmap(out / f"transfer_{stem}.png", title=f"{model}: {task} {matrix.metric} (%)")
             corr = self.correlations.get((model, task))
             if corr is not None and corr.pairs:
-                plot_distance_scatter(corr, out / f"distance_{stem}.png", title=f"{model}: {task}, "
-                                      f"r = {corr.pearson:.2f}, ρ = {corr.spearman:.2f} (n = {corr.n})")
+                corr.plot(out / f"distance_{stem}.png", title=f"{model}: {task}, {corr.summary}")
 
 
-def transfer_tables(report: Report, rows: Mapping[tuple[str, str], RowInfo]) -> TransferTables:
+def transfer_tables(report: AggregatedScores, rows: Mapping[tuple[str, str], RowInfo]) -> TransferTables:
     """Derive % of supervised, gap recovered and transfer matrices from ``report`` (see the module docstring).
 
     Args:

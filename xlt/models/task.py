@@ -13,7 +13,7 @@ retrieval), so a fine-tuned model exports with ``save_pretrained`` and loads bac
 Labels and languages come from the data module (``setup``) and are saved in the checkpoint's hyperparameters,
 so ``xlt test --ckpt_path`` rebuilds the same head. Evaluation keeps one metric per language; at the end of
 ``test`` the per-example statistics go through :func:`~xlt.evaluation.disaggregation.disaggregate` (macro,
-family / script / bucket groups, bottom decile, bootstrap CIs) and :func:`~xlt.evaluation.logging.log_evaluation`
+family / script / bucket groups, bottom decile, bootstrap CIs) and :func:`~xlt.evaluation.mlflow_logging.log_evaluation`
 (metrics ``test/<task>/<metric>/<group>``, tables and plots as MLflow artifacts). Predictions can be written in
 XTREME's submission layout (``predictions_dir/test-<lang>.tsv|json``).
 """
@@ -335,7 +335,7 @@ class TaskModule(pl.LightningModule):
 
     def _log_results(self) -> None:
         from xlt.callbacks.tracking import mlflow_loggers
-        from xlt.evaluation.logging import log_evaluation
+        from xlt.evaluation.mlflow_logging import log_evaluation
 
         if self._trainer is None or not self.trainer.is_global_zero:
             return

@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from xlt.atomic import atomic_file
 from xlt.evaluation.disaggregation import EvaluationResult, metric_name
-from xlt.evaluation.plots import plot_distance_scatter, plot_language_scores
+from xlt.evaluation.plots import plot_language_scores
 from xlt.evaluation.transfer import TransferCorrelation, TransferMatrix
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -120,6 +120,6 @@ def log_evaluation(results: EvaluationResult | Sequence[EvaluationResult], run_i
             if tables:
                 _write(out / f"{stem}.json", json.dumps(correlation.to_dict(), indent=2) + "\n")
             if plots and correlation.pairs:
-                plot_distance_scatter(correlation, out / f"{stem}.png")
+                correlation.plot(out / f"{stem}.png")
         client.log_artifacts(run_id, str(out), artifact_path)
     return metrics
