@@ -9,21 +9,12 @@ from pathlib import Path
 import pytest
 from sentencepiece import sentencepiece_model_pb2 as pb
 
-from xlt.datamodules.readers import read_conllu
 from xlt.errors import XltError
+from xlt.formats import read_conllu
 from xlt.languages import load_panel
-from xlt.tokenization.audit import (
-    METRICS,
-    audit_argv,
-    audit_command,
-    audit_metrics,
-    audit_tokenizer,
-    audit_tokenizers,
-    char_script,
-    discover_texts,
-    discover_ud,
-    read_audit_csv,
-)
+from xlt.tokenization.audit import METRICS, audit_tokenizer, audit_tokenizers, char_script
+from xlt.tokenization.audit_command import audit_argv, audit_command, discover_texts, discover_ud
+from xlt.tokenization.audit_report import audit_metrics, read_audit_csv
 from xlt.tokenization.tokenizer import XltTokenizer
 
 _PIECE = pb.ModelProto.SentencePiece
@@ -166,7 +157,7 @@ def test_char_script_names_the_scripts() -> None:
 @pytest.fixture(scope="module")
 def real_tokenizer(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tokenizer fitted on the real data's languages: Tatoeba sides, and UD text for UD-only languages."""
-    from xlt.tokenization.audit import _ud_texts
+    from xlt.tokenization.audit_command import _ud_texts
     from xlt.tokenization.fit import fit_tokenizer
 
     tmp = tmp_path_factory.mktemp("real")
@@ -260,12 +251,12 @@ def test_outputs_side_by_side_and_mlflow(synthetic_dir: Path, tiny_tokenizer_dir
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"audit.csv", "audit.md", "fertility_by_script.png", "fertility_by_bucket.png", "tokenizers"} <= artifacts
 
-    # Through `xlt tokenizer audit` argument parsing (space-separated tokenizers): the same numbers.
-    from xlt.tokenization.commands import tokenizer_command
+    # Through `xlt tokenizer audit` argument parsing (a list of tokenizers): the same numbers.
+    from xlt.cli import main
 
-    tokenizer_command(["audit", "--tokenizer", str(tiny_tokenizer_dir), str(second_tokenizer), "--corpus",
-                       str(synthetic_dir), "--panel", "synthetic", "--sample_lines", "60", "--out",
-                       str(tmp_path / "cli"), "--mlflow", "false"])
+    main(["tokenizer", "audit", "--tokenizer", f"[{tiny_tokenizer_dir}, {second_tokenizer}]", "--corpus",
+          str(synthetic_dir), "--panel", "synthetic", "--sample_lines", "60", "--out", str(tmp_path / "cli"),
+          "--mlflow", "false"])
     assert read_audit_csv(tmp_path / "cli" / "audit.csv") == rows
 
 

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from xlt.callbacks.tracking import TrackingLogger
 from xlt.errors import XltError
 from xlt.mlflow_store import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, get_or_create_experiment, ui_address
-from xlt.tokenization.audit import log_audit_to_mlflow
+from xlt.tokenization.audit_report import log_audit_to_mlflow
 
 
 def _name(prefix: str) -> str:

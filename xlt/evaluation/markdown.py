@@ -10,7 +10,11 @@ def escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Lines of a Markdown table; the first column is left-aligned, the others right-aligned."""
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, align: bool = True) -> list[str]:
+    """Lines of a Markdown table; the first column is left-aligned, the others right-aligned.
+
+    With ``align=False`` the separator row sets no alignment (``|---|---|``: the renderer's default, left).
+    """
+    rule = ["---"] + ["---:" if align else "---"] * (len(header) - 1)
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|",
             *("| " + " | ".join(row) + " |" for row in rows)]
