@@ -67,15 +67,17 @@ def main() -> None:
     import transformers
     from transformers import AutoTokenizer
 
-    from xlt.tokenization.fit import VocabularyConfig, fit_configuration, synthetic_corpus
+    from xlt.synthetic import cached_panel
+    from xlt.tokenization.fit import fit_configuration
     from xlt.tokenization.tokenizer import XltTokenizer
+    from xlt.tokenization.vocabulary import VocabularyConfig
 
     threads = args.threads or max(1, min(os.cpu_count() or 1, 16))
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; python "
           f"{platform.python_version()}, sentencepiece {sentencepiece.__version__}, tokenizers "
           f"{tokenizers.__version__}, transformers {transformers.__version__}; threads per side: {threads}")
     with tempfile.TemporaryDirectory(prefix="xlt-tokbench-") as tmp:
-        corpus = synthetic_corpus(args.cache_dir or tmp, seed=0, scale=scale)
+        corpus = cached_panel(args.cache_dir or tmp, seed=0, scale=scale)
         files = {p.stem: p for p in sorted((corpus / "mlm").glob("*.txt"))}
         texts = {code: [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
                  for code, path in files.items()}

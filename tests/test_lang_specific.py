@@ -18,8 +18,9 @@ from xlt.errors import XltError
 from xlt.models.embeddings import VocabularyLayout
 from xlt.models.masking import TokenMasker
 from xlt.models.mlm import MLMPretraining
-from xlt.tokenization.fit import VocabularyConfig, fit_configuration
+from xlt.tokenization.fit import fit_configuration
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, language_model_file, tokenizer_fingerprint
+from xlt.tokenization.vocabulary import VocabularyConfig
 
 DESIGNATED = ["qaf", "qag", "qah"]
 VOCAB, PIECES = 1000, 60

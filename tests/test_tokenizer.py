@@ -12,7 +12,8 @@ import pytest
 import sentencepiece as spm
 
 from xlt.errors import XltError
-from xlt.tokenization.fit import fit_tokenizer, sample_quotas, scan_text_file
+from xlt.tokenization.fit import fit_tokenizer
+from xlt.tokenization.sampling import sample_quotas, scan_text_file
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer
 
 WORDS = {

@@ -3,6 +3,7 @@ and leaves no tokenizer directory behind."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 
 from xlt.cli import main
 from xlt.tokenization.tokenizer import XltTokenizer
+from xlt.tokenization.vocabulary import VocabularyConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "tokenizer"
 NAMES = ["shared", "balanced", "proportional_2x", "lang_specific"]
@@ -31,11 +33,25 @@ def test_shipped_configs_are_the_four_comparable_recipes() -> None:
     loaded = {name: yaml.safe_load((CONFIGS / f"{name}.yaml").read_text(encoding="utf-8")) for name in NAMES}
     assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(NAMES)
     for name, config in loaded.items():
-        assert config["configuration"] == name and config["output"] == f"runs/tokenizers/{name}"
+        assert config["vocabulary"]["configuration"] == name and config["output"] == f"runs/tokenizers/{name}"
     # one base size and one corpus for all four, so that they differ only in the configuration
-    assert len({(c["vocab_size"], c["corpus"], c["panel"], c["character_coverage"]) for c in loaded.values()}) == 1
-    assert loaded["balanced"]["alpha"] == 0.0
-    assert loaded["lang_specific"]["designated_languages"] == ["qaf", "qag", "qah", "qai", "qaj"]
+    assert len({(c["vocab_size"], c["corpus"], c["panel"], c["vocabulary"]["character_coverage"])
+                for c in loaded.values()}) == 1
+    assert loaded["balanced"]["vocabulary"]["alpha"] == 0.0
+    assert loaded["lang_specific"]["vocabulary"]["designated_languages"] == ["qaf", "qag", "qah", "qai", "qaj"]
+
+
+def test_one_shape_for_a_vocabulary_configuration() -> None:
+    """``vocabulary:`` of the tokenizer recipes and ``tokenizer_fit:`` of the corpus DataModule are one
+    VocabularyConfig; no vocabulary setting is written flat beside it."""
+    fields = {f.name for f in dataclasses.fields(VocabularyConfig)}
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert set(config["vocabulary"]) <= fields and not set(config) & fields, path.name
+        assert VocabularyConfig(**config["vocabulary"]).configuration == path.stem
+    recipe = yaml.safe_load((CONFIGS.parent / "multi_l_plus.yaml").read_text(encoding="utf-8"))
+    tokenizer_fit = recipe["data"]["init_args"]["tokenizer_fit"]
+    assert set(tokenizer_fit) <= fields and VocabularyConfig(**tokenizer_fit).configuration == "lang_specific"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -43,7 +59,7 @@ def test_fit_each_configuration_from_its_yaml(name: str, synthetic_dir: Path, tm
                                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / name
     argv = ["tokenizer", "fit", "--config", str(CONFIGS / f"{name}.yaml"), "--corpus", str(synthetic_dir),
-            "--panel", str(synthetic_dir / "panel.yaml"), "--vocab_size", "1000", "--language_pieces", "40",
+            "--panel", str(synthetic_dir / "panel.yaml"), "--vocab_size", "1000", "--vocabulary.language_pieces", "40",
             "--output", str(out)]
     code, stdout, stderr = run(argv, capsys)
     assert code == 0, stderr
@@ -70,7 +86,8 @@ def small_corpus(synthetic_dir: Path, tmp_path: Path) -> Path:
 
 
 BAD = {
-    "designated language absent": (["--configuration", "lang_specific", "--designated_languages", "[qah, qzz]"],
+    "designated language absent": (["--vocabulary.configuration", "lang_specific",
+                                    "--vocabulary.designated_languages", "[qah, qzz]"],
                                    "designated_languages qzz not in the corpus"),
     "vocabulary below the alphabet": (["--vocab_size", "280"],
                                       "vocab_size 280 is too small for this corpus — it needs at least"),
@@ -78,9 +95,9 @@ BAD = {
                                           "vocab_size 100 is too small — byte fallback alone needs 259"),
     "empty language file": (["--languages", "[qaa, qab]"], "qab.txt for language 'qab' is empty"),
     "non-UTF-8 bytes": (["--languages", "[qaa, qab]"], "qab.txt line 3 is not valid UTF-8"),
-    "no blocks possible": (["--configuration", "lang_specific", "--language_pieces", "0"],
+    "no blocks possible": (["--vocabulary.configuration", "lang_specific", "--vocabulary.language_pieces", "0"],
                            "language_pieces 0 must be a positive integer"),
-    "unknown configuration": (["--configuration", "huge"], "configuration"),
+    "unknown configuration": (["--vocabulary.configuration", "huge"], "configuration"),
 }
 
 
@@ -120,8 +137,8 @@ def test_existing_output_needs_overwrite(small_corpus: Path, tmp_path: Path,
 def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, _ = run(["tokenizer", "fit", "--help"], capsys)
     assert code == 0
-    for option in ("--configuration", "--vocab_size", "--alpha", "--language_pieces", "--designated_languages",
-                   "--base_tokenizer", "--overwrite", "--output"):
+    for option in ("--vocabulary.configuration", "--vocab_size", "--vocabulary.alpha", "--vocabulary.language_pieces",
+                   "--vocabulary.designated_languages", "--vocabulary.base_tokenizer", "--overwrite", "--output"):
         assert option in stdout
     assert "Base SentencePiece pieces of the shared vocabulary" in stdout
     code, stdout, _ = run(["--help"], capsys)

@@ -12,8 +12,10 @@ import yaml
 from xlt.errors import XltError
 from xlt.languages import load_panel
 from xlt.tokenization.blocks import block_candidates, language_model
-from xlt.tokenization.fit import VocabularyConfig, balanced_quotas, fit_configuration, resolve_designated
+from xlt.tokenization.fit import fit_configuration
+from xlt.tokenization.sampling import balanced_quotas
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, parse_model
+from xlt.tokenization.vocabulary import VocabularyConfig, resolve_designated
 
 VOCAB = 1000
 PIECES = 100

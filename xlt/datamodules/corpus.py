@@ -43,8 +43,10 @@ from xlt.datamodules.sampler import LanguageSampler, check_compatible, resolve_f
 from xlt.errors import XltError
 from xlt.languages import Panel, load_panel
 from xlt.synthetic import cached_panel, cached_panel_dir
-from xlt.tokenization.fit import VocabularyConfig, fit_tokenizer_from_datasets, resolve_designated, scan_text_file
+from xlt.tokenization.fit import fit_tokenizer_from_datasets
+from xlt.tokenization.sampling import scan_text_file
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, tokenizer_fingerprint
+from xlt.tokenization.vocabulary import VocabularyConfig, resolve_designated
 
 log = logging.getLogger(__name__)
 # Our IterableDataset shards batches across workers itself, so its __len__ is exact; Lightning warns anyway.
@@ -304,7 +306,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
                 (shared) size with ``tokenizer_fit``.
             tokenizer_fit: vocabulary configuration of the fitted tokenizer (a–d of the paper, e.g.
                 ``{configuration: lang_specific, language_pieces: 50000}``; see
-                :class:`xlt.tokenization.fit.VocabularyConfig`). Default: one shared vocabulary.
+                :class:`xlt.tokenization.vocabulary.VocabularyConfig`). Default: one shared vocabulary.
             block_size: tokens per packed block (>= 8).
             batch_size: blocks per batch and process.
             alpha: sampling exponent, ``p(l) ∝ f_l · n_l ** alpha`` (XLM-R used 0.3; 1 = proportional).
