@@ -334,13 +334,3 @@ def pooled_script_coverage(rows: Iterable[AuditRow]) -> dict[tuple[str, str], fl
             tally[0] += share * row.chars_by_script.get(script, 0)
             tally[1] += row.chars_by_script.get(script, 0)
     return {key: c / n for key, (c, n) in tallies.items() if n}
-
-
-def __getattr__(name: str) -> Any:
-    """Transition (issue 10): the CLI table still names ``xlt.tokenization.audit:audit_command`` (and
-    ``audit_argv``); remove this once it names :mod:`xlt.tokenization.audit_command`."""
-    if name in ("audit_command", "audit_argv"):
-        from xlt.tokenization import audit_command
-
-        return getattr(audit_command, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

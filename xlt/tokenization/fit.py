@@ -348,13 +348,3 @@ def fit_tokenizer_from_datasets(datasets: Mapping[str, Any], out_dir: str | Path
                  for lang, ds in datasets.items()}
     return _fit(sources, out_dir, vocab_size, seed, overwrite, language_alpha, sentencepiece_options,
                 described, vocabulary, panel)
-
-
-def __getattr__(name: str) -> Any:
-    """Transition (issue 10): the CLI table still names ``xlt.tokenization.fit:fit_command``; remove this once it
-    names :func:`xlt.tokenization.fit_command.fit_command`."""
-    if name == "fit_command":
-        from xlt.tokenization.fit_command import fit_command
-
-        return fit_command
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
