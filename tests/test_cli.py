@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,6 +65,52 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for command in ("fit", "validate", "test", "predict", "synth"):
         assert f"\n  {command} " in out
+
+
+def _suite_commands() -> list[tuple[str, object]]:
+    from xlt.cli import SUITE_COMMANDS, Group
+
+    rows: list[tuple[str, object]] = []
+    for name, entry in SUITE_COMMANDS.items():
+        if isinstance(entry, Group):
+            rows += [(f"{name} {sub}", command) for sub, command in entry.commands.items()]
+        else:
+            rows.append((name, entry))
+    return rows
+
+
+def test_help_has_one_line_per_command_of_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from xlt.cli import LIGHTNING_COMMANDS, SUITE_COMMANDS
+
+    main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    names = [*LIGHTNING_COMMANDS, *SUITE_COMMANDS, *(name for name, _ in _suite_commands())]
+    for name in names:
+        (line,) = [line for line in lines if re.fullmatch(rf"  {name} {{2,}}\S.{{10,}}", line)]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _suite_commands()])
+def test_every_suite_command_is_a_typed_function_documenting_every_option(
+        name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``xlt <cmd> --help`` lists each parameter of the command's function with its docstring text; an unknown
+    option is one error line, exit 2."""
+    import inspect
+
+    from docstring_parser import parse
+
+    command = dict(_suite_commands())[name]
+    function = command.load()  # type: ignore[attr-defined]
+    parameters = list(inspect.signature(function).parameters)[1 if command.recipe else 0:]  # type: ignore
+    described = {p.arg_name: p.description for p in parse(inspect.getdoc(function) or "").params}
+    code, out, _ = run_main([*name.split(), "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())
+    for parameter in parameters:
+        assert f"--{parameter} " in out or f"\n  {parameter} " in out, (name, parameter)
+        first_words = " ".join((described.get(parameter) or "").split()[:4])
+        assert first_words and first_words in text, (name, parameter, first_words)
+    code, _, err = run_main([*name.split(), "--no_such_option", "1"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--no_such_option" in err, err
 
 
 def test_unknown_command_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

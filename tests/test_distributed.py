@@ -385,7 +385,7 @@ def test_plan_multi_l_plus_counts_the_meta_model_in_seconds() -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     plan = make_plan(["--config", str(CONFIGS / "multi_l_plus.yaml"), "--config", str(CONFIGS / "strategy/fsdp.yaml"),
-                      "--gpus", "64", "--gpu-memory", "80GiB"])
+                      "--gpus", "64", "--gpu_memory", "80GiB"])
     assert time.perf_counter() - start < 30  # ~2 s unloaded; the fp32 weights alone would be 12.5 GiB
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 500
     assert plan.model.parameters == xlmr_parameters(850_000, 2048, 32, 8192, 514) == 3_358_376_016
@@ -428,10 +428,10 @@ def test_plan_command_output_and_errors(capsys: pytest.CaptureFixture[str]) -> N
     main(["plan", *recipe, "--config", str(CONFIGS / "strategy/fsdp.yaml"), "--gpus", "64"])
     out = capsys.readouterr().out
     assert "parameters   3,358,376,016" in out and "fits in 80 GiB per GPU: yes" in out
-    main(["plan", *recipe, "--config", str(DDP), "--gpus", "64", "--json"])
+    main(["plan", *recipe, "--config", str(DDP), "--gpus", "64", "--json", "true"])
     ddp = json.loads(capsys.readouterr().out)
     assert ddp["settings"]["sharding"] == "ddp" and not ddp["fits"]  # 16 bytes x 3.4B parameters per GPU
-    for bad, culprit in ((["--gpu-memory", "80XB"], "80XB"), (["--gpus", "0"], "--gpus 0"),
+    for bad, culprit in ((["--gpu_memory", "80XB"], "80XB"), (["--gpus", "0"], "--gpus 0"),
                          (["--sharding", "zero9"], "zero9"), ([], "needs a recipe")):
         with pytest.raises(SystemExit) as exit_info:
             main(["plan", *(recipe if bad else []), *bad])

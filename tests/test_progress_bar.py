@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import xlt.cli
-from xlt.cli import XltCLI
+import xlt.lightning_cli
+from xlt.lightning_cli import XltCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
                                                   ("tasks/udpos.yaml", True)])
 def test_progress_bar_follows_the_terminal(config: str, attached: bool, tmp_path: Path, mlflow_uri: str,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xlt.cli, "terminal_attached", lambda: attached)
+    monkeypatch.setattr(xlt.lightning_cli, "terminal_attached", lambda: attached)
     cli = XltCLI(["--config", str(ROOT / "configs" / config), "--trainer.default_root_dir", str(tmp_path),
                   "--trainer.logger.init_args.tracking_uri", mlflow_uri, "--model.init_args.encoder", "xlm-roberta"],
                  run=False)
@@ -25,7 +25,7 @@ def test_progress_bar_follows_the_terminal(config: str, attached: bool, tmp_path
 
 def test_the_progress_bar_can_still_be_forced_on(tmp_path: Path, mlflow_uri: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xlt.cli, "terminal_attached", lambda: False)
+    monkeypatch.setattr(xlt.lightning_cli, "terminal_attached", lambda: False)
     cli = XltCLI(["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.enable_progress_bar", "true",
                   "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.tracking_uri",
                   mlflow_uri], run=False)

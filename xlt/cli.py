@@ -1,24 +1,21 @@
 """The ``xlt`` command: Lightning's fit/validate/test/predict plus the suite's own subcommands.
 
-``xlt fit --config configs/quickstart.yaml`` runs through :class:`XltCLI` (LightningCLI, OmegaConf
-interpolation within each config file, MLflow tracking by default). Suite subcommands (``xlt synth``)
-are plain functions whose docstrings become their ``--help``. User mistakes end in one line on stderr
-and exit code 2.
+``xlt fit --config configs/quickstart.yaml`` runs through :class:`~xlt.lightning_cli.XltCLI` (LightningCLI, OmegaConf
+interpolation within each config file, MLflow tracking by default). Every suite subcommand is a typed function in
+:data:`SUITE_COMMANDS` (nested mappings are command groups: ``xlt tokenizer fit``); jsonargparse turns its
+signature into options and its docstring into ``--help``. User mistakes end in one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from jsonargparse import ArgumentError, auto_cli
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from xlt.callbacks.tracking import LanguageMixLogger, ResolvedConfigToMLflow
 from xlt.errors import XltError
 
 LIGHTNING_COMMANDS = {
@@ -29,146 +26,103 @@ LIGHTNING_COMMANDS = {
 }
 
 
-def _synth(argv: Sequence[str]) -> None:
-    from xlt.synthetic import synth
+@dataclass(frozen=True)
+class Command:
+    """A suite subcommand: a typed function whose parameters are its options (docstring = ``--help``).
 
-    auto_cli(synth, args=list(argv), parser_mode="omegaconf", exit_on_error=False)
+    Attributes:
+        function: ``module:function``, imported only when the command runs (``xlt --help`` stays fast and one
+            command's imports never break another).
+        help: The command's line in ``xlt --help``.
+        recipe: The function's first parameter receives an ``xlt fit``-style recipe (``--config`` files,
+            ``--model.*``/``--data.*``/``--trainer.*``), parsed by LightningCLI's parser; its other parameters
+            are options next to the recipe's (:func:`xlt.lightning_cli.parse_recipe`).
+    """
 
+    function: str
+    help: str
+    recipe: bool = False
 
-def _tokenizer(argv: Sequence[str]) -> None:
-    from xlt.tokenization.commands import tokenizer_command
-
-    tokenizer_command(argv)
-
-
-def _plan(argv: Sequence[str]) -> None:
-    from xlt.planning import plan_command
-
-    plan_command(argv)
-
-
-def _consolidate(argv: Sequence[str]) -> None:
-    from xlt.models.consolidate import consolidate
-
-    auto_cli(consolidate, args=list(argv), parser_mode="omegaconf", exit_on_error=False)
+    def load(self) -> Callable[..., Any]:
+        module, _, name = self.function.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
-def _report(argv: Sequence[str]) -> None:
-    from xlt.evaluation.report import report
+@dataclass(frozen=True)
+class Group:
+    """A command group (``xlt tokenizer fit|audit``): a help line and its subcommands."""
 
-    auto_cli(report, args=list(argv), parser_mode="omegaconf", exit_on_error=False)
+    help: str
+    commands: Mapping[str, Command]
 
 
-SUITE_COMMANDS: dict[str, tuple[Callable[[Sequence[str]], None], str]] = {
-    "synth": (_synth, "generate the synthetic language panel: MLM text and gold data for the six tasks"),
-    "tokenizer": (_tokenizer, "fit and audit tokenizers: vocabulary configurations a–d"),
-    "plan": (_plan, "parameters and per-GPU memory of a recipe under DDP/FSDP2, without allocating weights"),
-    "consolidate": (_consolidate, "sharded (FSDP2) or single-file checkpoint -> Hugging Face export directory"),
-    "report": (_report, "the paper's Table 2 (tasks x model configurations, macro scores with CIs) from MLflow runs"),
+SUITE_COMMANDS: dict[str, Command | Group] = {
+    "synth": Command("xlt.synthetic:synth",
+                     "generate the synthetic language panel: MLM text and gold data for the six tasks"),
+    "tokenizer": Group("fit and audit tokenizers: vocabulary configurations a–d", {
+        "fit": Command("xlt.tokenization.fit_command:fit_command",
+                       "fit a tokenizer directory in one of the vocabulary configurations a–d"),
+        "audit": Command("xlt.tokenization.audit_command:audit_command",
+                         "tokenizers side by side: fertility, continued words, UNK/byte fallback, script coverage"),
+    }),
+    "plan": Command("xlt.planning:plan",
+                    "parameters and per-GPU memory of a recipe under DDP/FSDP2, without allocating weights",
+                    recipe=True),
+    "consolidate": Command("xlt.models.consolidate:consolidate",
+                           "sharded (FSDP2) or single-file checkpoint -> Hugging Face export directory"),
+    "report": Command("xlt.evaluation.report:report",
+                      "the paper's Table 2 (tasks x model configurations, macro scores with CIs) from MLflow runs"),
 }
 
 
-def terminal_attached() -> bool:
-    """Whether a person watches the output: Lightning's progress bar is on by default only then, since under
-    SLURM, CI or a redirect its carriage-return redraws fill the log file."""
-    return sys.stdout.isatty() and sys.stderr.isatty()
+def run_command(entry: Command | Group, args: Sequence[str], prog: str) -> None:
+    """Parse ``args`` for one table entry and call its function (a group dispatches on its first argument)."""
+    args = list(args)
+    if isinstance(entry, Group):
+        if args and args[0] in entry.commands:
+            run_command(entry.commands[args[0]], args[1:], f"{prog} {args[0]}")
+        else:  # help, or an error naming the valid subcommands
+            auto_cli({name: command.load() for name, command in entry.commands.items()}, args=args, prog=prog,
+                     description=entry.help, parser_mode="omegaconf", exit_on_error=False)
+    elif entry.recipe:
+        from xlt.lightning_cli import parse_recipe
+
+        function = entry.load()
+        if not args:
+            raise XltError(f"{prog} needs a recipe — pass --config <recipe.yaml> (and overlays), as for xlt fit")
+        recipe, options = parse_recipe(args, function, prog)
+        function(recipe, **options)
+    else:
+        auto_cli(entry.load(), args=args, prog=prog, parser_mode="omegaconf", exit_on_error=False)
 
 
-class XltCLI(LightningCLI):
-    """LightningCLI with xlt's defaults: OmegaConf interpolation in config files, unknown keys as
-    errors, MLflow tracking with the resolved config as an artifact, and data→model links."""
-
-    def __init__(self, args: Sequence[str] | None = None, run: bool = True, run_subdir: str | None = None) -> None:
-        self.run_subdir = run_subdir  # e.g. seed3: one root directory per seed of `--seeds`
-        super().__init__(
-            model_class=LightningModule,
-            datamodule_class=LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_callback=ResolvedConfigToMLflow,
-            save_config_kwargs={"save_to_log_dir": False},
-            trainer_defaults={
-                "logger": {"class_path": "xlt.callbacks.tracking.TrackingLogger"},
-                "callbacks": [LanguageMixLogger()],
-                "enable_progress_bar": terminal_attached(),
-            },
-            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
-            args=list(args) if args is not None else None,
-            run=run,
-        )
-
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Checkpoints without an explicit ``dirpath`` go to ``<default_root_dir>/checkpoints``, a stable place
-        for ``--ckpt_path last`` (Lightning's default puts them under a new MLflow run id each time)."""
-        trainer = super().instantiate_trainer(**kwargs)
-        if self.run_subdir:
-            trainer._default_root_dir = os.path.join(trainer.default_root_dir, self.run_subdir)
-        for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
-                callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
-        return trainer
-
-    def before_instantiate_classes(self) -> None:
-        """A task data module without ``tokenizer`` uses the model's encoder (an export directory or hub id);
-        then the whole config is checked (:mod:`xlt.preflight`) before any logger, cache or store exists."""
-        from xlt.preflight import preflight
-
-        self._default_tokenizer_from_encoder()
-        preflight(self.parser, self.config, self.subcommand)
-
-    def _default_tokenizer_from_encoder(self) -> None:
-        from xlt.hub import require_local_or_hub
-        from xlt.models.encoder import is_model_type
-
-        config = self.config.get(self.subcommand) if self.subcommand else self.config
-        data, model = config.get("data"), config.get("model")
-        data_args = getattr(data, "init_args", None)
-        model_args = getattr(model, "init_args", None)
-        if data_args is None or model_args is None or "tokenizer" not in data_args:
-            return
-        encoder = model_args.get("encoder")
-        if data_args.get("tokenizer") is None and encoder and not is_model_type(str(encoder)):
-            require_local_or_hub(str(encoder), "model.encoder")
-            data_args["tokenizer"] = str(encoder)
-
-    def before_fit(self) -> None:
-        """A fit resumed with ``--ckpt_path`` (``last`` or a path) continues the checkpoint's MLflow run."""
-        from xlt.callbacks.tracking import continue_checkpoint_runs
-
-        continue_checkpoint_runs(self.trainer, self.config_init[self.subcommand].get("ckpt_path"))
-
-    def after_fit(self) -> None:
-        """Task modules with ``test_after_fit`` evaluate on every evaluation language after ``xlt fit``:
-        the best checkpoint when a monitored ModelCheckpoint exists, else the final weights."""
-        if not getattr(self.model, "test_after_fit", False) or self.trainer.interrupted:
-            return
-        best = self.trainer.checkpoint_callback
-        use_best = isinstance(best, ModelCheckpoint) and best.monitor is not None and bool(best.best_model_path)
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if use_best else None)
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.language_codes", "model.init_args.languages", apply_on="instantiate")
-        parser.link_arguments("data.tokenizer_dir", "model.init_args.tokenizer", apply_on="instantiate")
+def _help_rows() -> list[tuple[str, str]]:
+    rows = list(LIGHTNING_COMMANDS.items())
+    for name, entry in SUITE_COMMANDS.items():
+        rows.append((name, entry.help))
+        if isinstance(entry, Group):
+            rows += [(f"{name} {sub}", command.help) for sub, command in entry.commands.items()]
+    return rows
 
 
 def _print_help() -> None:
-    width = max(map(len, [*LIGHTNING_COMMANDS, *SUITE_COMMANDS]))
+    rows = _help_rows()
+    width = max(len(name) for name, _ in rows)
     lines = ["usage: xlt <command> [options]   (xlt <command> --help for its options)", "", "commands:"]
-    for name, text in LIGHTNING_COMMANDS.items():
-        lines.append(f"  {name:<{width}}  {text}")
-    for name, (_, text) in SUITE_COMMANDS.items():
-        lines.append(f"  {name:<{width}}  {text}")
+    lines += [f"  {name:<{width}}  {text}" for name, text in rows]
     print("\n".join(lines))
 
 
 _PARSER_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:",
-                 "- Expected a <class 'NoneType'>", "Given value")
+                 "- Expected a <class 'NoneType'>", "Given value type")
 
 
 def _one_line(exc: BaseException) -> str:
-    """Fold jsonargparse's multi-line report into one line: the key, the class and the specific complaint."""
+    """Fold jsonargparse's multi-line report into one line: the key, the class, the specific complaint and the
+    value given."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    parts = [line.lstrip("- ").rstrip(":") for line in lines if not line.startswith(_PARSER_NOISE)]
+    parts = [line.lstrip("- ").rstrip(":").replace("Given value: ", "given ", 1) for line in lines
+             if not line.startswith(_PARSER_NOISE)]
     return (": ".join(parts) or exc.__class__.__name__) + " — see the command's --help for valid keys and types"
 
 
@@ -181,8 +135,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         command = args[0]
         if command in SUITE_COMMANDS:
-            SUITE_COMMANDS[command][0](args[1:])
+            run_command(SUITE_COMMANDS[command], args[1:], f"xlt {command}")
         elif command in LIGHTNING_COMMANDS:
+            from xlt.lightning_cli import XltCLI
+
             seeds, rest = _split_seeds(args)
             if seeds is None:
                 XltCLI(None if argv is None else args)
@@ -221,6 +177,7 @@ def run_seeds(args: list[str], seeds: list[int]) -> None:
     head initialisation follow it), then every test metric's mean ± std over the seeds next to each run's
     bootstrap CI. Each seed is its own MLflow run; ``xlt report`` aggregates them the same way."""
     from xlt.evaluation.disaggregation import across_seeds
+    from xlt.lightning_cli import XltCLI
 
     results: dict[tuple[str, str, str], list[Any]] = {}
     for seed in seeds:

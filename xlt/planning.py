@@ -26,14 +26,12 @@ peak = static + gathered + max(activations + head, gradient reduction) + reserve
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
+import json as _json
 import math
 import re
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +55,7 @@ def parse_memory(text: str) -> int:
     """
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
     if not match or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0:
-        raise XltError(f"--gpu-memory {text!r} is not a memory size — write e.g. 80GiB, 80GB or 40960MiB")
+        raise XltError(f"--gpu_memory {text!r} is not a memory size — write e.g. 80GiB, 80GB or 40960MiB")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
@@ -197,31 +195,6 @@ def _estimate(model: ModelSize, s: PlanSettings) -> Plan:
 
 
 # ---------------------------------------------------------------------------------------------- the recipe
-class _RecipeReader:
-    """Parses ``xlt fit`` arguments with XltCLI's parser and instantiates nothing."""
-
-    @staticmethod
-    def read(args: Sequence[str]) -> Any:
-        from xlt.cli import XltCLI
-
-        class Reader(XltCLI):
-            def before_instantiate_classes(self) -> None:
-                pass
-
-            def instantiate_classes(self) -> None:
-                pass
-
-            def after_instantiate_classes(self) -> None:
-                pass
-
-            def _set_seed(self) -> None:
-                pass
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
-            return Reader(list(args), run=False).config
-
-
 def model_size(model_namespace: Any, data_namespace: Any = None) -> tuple[ModelSize, Any]:
     """Build the configured LightningModule, then its model on the meta device; count by part.
 
@@ -265,8 +238,11 @@ def _as_dict(namespace: Any) -> dict[str, Any]:
     return dict(namespace)
 
 
-def settings_from_config(config: Any, overrides: argparse.Namespace) -> tuple[PlanSettings, list[str]]:
-    """Plan settings from a parsed config and ``xlt plan``'s own flags (flags win)."""
+def settings_from_config(config: Any, gpus: int | None = None, gpu_memory: str = "80GiB",
+                         sharding: Sharding | None = None, batch_size: int | None = None,
+                         block_size: int | None = None,
+                         activation_checkpointing: bool | None = None) -> tuple[PlanSettings, list[str]]:
+    """Plan settings from a parsed config and ``xlt plan``'s own options (options win; see :func:`plan`)."""
     notes: list[str] = []
     trainer = config.trainer
     strategy = trainer.strategy
@@ -274,35 +250,33 @@ def settings_from_config(config: Any, overrides: argparse.Namespace) -> tuple[Pl
     if hasattr(strategy, "class_path"):
         name = str(strategy.class_path).rsplit(".", 1)[-1]
         options = _as_dict(getattr(strategy, "init_args", None))
-        sharding = "fsdp" if name in ("FSDP2Strategy", "ModelParallelStrategy", "FSDPStrategy") else "ddp"
+        configured = "fsdp" if name in ("FSDP2Strategy", "ModelParallelStrategy", "FSDPStrategy") else "ddp"
     else:
         name = str(strategy)
-        sharding = "fsdp" if "fsdp" in name else "ddp" if "ddp" in name else "auto"
-    if overrides.gpus is not None:
-        gpus = overrides.gpus
-    elif isinstance(trainer.devices, int) or str(trainer.devices).isdigit():
-        gpus = int(trainer.devices) * int(trainer.num_nodes or 1)
-    else:
-        gpus = int(trainer.num_nodes or 1)
-        notes.append(f"trainer.devices={trainer.devices}: assumed 1 GPU per node — pass --gpus")
+        configured = "fsdp" if "fsdp" in name else "ddp" if "ddp" in name else "auto"
+    if gpus is None:
+        if isinstance(trainer.devices, int) or str(trainer.devices).isdigit():
+            gpus = int(trainer.devices) * int(trainer.num_nodes or 1)
+        else:
+            gpus = int(trainer.num_nodes or 1)
+            notes.append(f"trainer.devices={trainer.devices}: assumed 1 GPU per node — pass --gpus")
     if gpus < 1:
         raise XltError(f"--gpus {gpus} must be at least 1")
-    if overrides.sharding is not None:
-        sharding = overrides.sharding
+    sharding = sharding or configured
     if sharding == "auto":
         sharding = "ddp" if gpus > 1 else "single"
     data = _as_dict(getattr(config.data, "init_args", None))
-    batch = overrides.batch_size or data.get("batch_size")
-    block = overrides.block_size or data.get("block_size")
+    batch = batch_size or data.get("batch_size")
+    block = block_size or data.get("block_size")
     if not batch or not block:
-        raise XltError("the config sets no data.init_args.batch_size / block_size — pass --batch-size and --block-size")
+        raise XltError("the config sets no data.init_args.batch_size / block_size — pass --batch_size and --block_size")
     checkpointing = options.get("activation_checkpointing", False)
-    if overrides.activation_checkpointing is not None:
-        checkpointing = overrides.activation_checkpointing == "true"
+    if activation_checkpointing is not None:
+        checkpointing = activation_checkpointing
     param_dtype = options.get("param_dtype", "auto")
     settings = PlanSettings(
         gpus=gpus, sharding=sharding, precision=str(trainer.precision), batch_size=int(batch), block_size=int(block),
-        gpu_memory=parse_memory(overrides.gpu_memory),
+        gpu_memory=parse_memory(gpu_memory),
         param_dtype="bf16" if param_dtype == "auto" else param_dtype,
         reduce_dtype=options.get("reduce_dtype", "fp32"), activation_checkpointing=bool(checkpointing),
         reshard_after_forward=bool(options.get("reshard_after_forward", True)),
@@ -311,41 +285,33 @@ def settings_from_config(config: Any, overrides: argparse.Namespace) -> tuple[Pl
     return settings, notes
 
 
-def make_plan(args: Sequence[str]) -> Plan:
-    """Parse ``xlt plan`` arguments (its flags plus ``xlt fit``-style config arguments) and estimate."""
-    flags, config_args = _parser().parse_known_args(list(args))
-    if not config_args:
-        raise XltError("xlt plan needs a recipe — pass --config <recipe.yaml> (and overlays), as for xlt fit")
+def plan_recipe(recipe: Any, gpus: int | None = None, gpu_memory: str = "80GiB", sharding: Sharding | None = None,
+                batch_size: int | None = None, block_size: int | None = None,
+                activation_checkpointing: bool | None = None) -> Plan:
+    """Estimate a parsed recipe (the options are :func:`plan`'s)."""
     start = time.perf_counter()
-    config = _RecipeReader.read(config_args)
-    settings, notes = settings_from_config(config, flags)
-    size, module = model_size(config.model, config.data)
+    settings, notes = settings_from_config(recipe, gpus=gpus, gpu_memory=gpu_memory, sharding=sharding,
+                                           batch_size=batch_size, block_size=block_size,
+                                           activation_checkpointing=activation_checkpointing)
+    size, module = model_size(recipe.model, recipe.data)
     if getattr(module, "tokenizer_dir", None) is None:
         notes.append(f"vocabulary {size.vocab:,} from the model config: no tokenizer directory yet; xlt fit uses the "
                      "tokenizer's size (the data module's fitted tokenizer, data.tokenizer_vocab_size + specials)")
-    plan = estimate(size, settings)
-    plan.notes = notes
-    plan.seconds = time.perf_counter() - start
-    return plan
+    result = estimate(size, settings)
+    result.notes = notes
+    result.seconds = time.perf_counter() - start
+    return result
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xlt plan", allow_abbrev=False, exit_on_error=False,
-        description="Parameters and per-GPU memory of a recipe under a sharding, without allocating weights. "
-                    "Every other argument (--config FILE, --model.init_args.X V, --trainer.X V ...) is read as by "
-                    "`xlt fit`.")
-    parser.add_argument("--gpus", type=int, default=None,
-                        help="number of GPUs (default: trainer.devices x trainer.num_nodes)")
-    parser.add_argument("--gpu-memory", default="80GiB", help="memory per GPU, e.g. 80GiB, 141GB (default 80GiB)")
-    parser.add_argument("--sharding", choices=["fsdp", "ddp", "single"], default=None,
-                        help="override the strategy of the config (FSDP2Strategy/ModelParallelStrategy = fsdp)")
-    parser.add_argument("--batch-size", type=int, default=None, help="blocks per GPU (default: data.batch_size)")
-    parser.add_argument("--block-size", type=int, default=None, help="tokens per block (default: data.block_size)")
-    parser.add_argument("--activation-checkpointing", choices=["true", "false"], default=None,
-                        help="override the strategy's activation_checkpointing")
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    return parser
+def make_plan(args: Sequence[str]) -> Plan:
+    """Parse ``xlt plan`` arguments (its options plus ``xlt fit``-style recipe arguments) and estimate."""
+    from xlt.lightning_cli import parse_recipe
+
+    if not args:
+        raise XltError("xlt plan needs a recipe — pass --config <recipe.yaml> (and overlays), as for xlt fit")
+    recipe, options = parse_recipe(args, plan, prog="xlt plan")
+    options.pop("json")
+    return plan_recipe(recipe, **options)
 
 
 def render(plan: Plan) -> str:
@@ -403,20 +369,34 @@ def render(plan: Plan) -> str:
     if not plan.fits and s.sharding != "fsdp":
         lines.append("hint: shard with --config configs/strategy/fsdp.yaml (or --sharding fsdp)")
     elif not plan.fits and not s.activation_checkpointing:
-        lines.append("hint: --activation-checkpointing true, more GPUs, or a smaller data.batch_size")
+        lines.append("hint: --activation_checkpointing true, more GPUs, or a smaller data.batch_size")
     lines += [f"note: {note}" for note in plan.notes]
     return "\n".join(lines)
 
 
-def plan_command(argv: Sequence[str]) -> None:
-    """``xlt plan``: print the plan (or ``--json``)."""
-    args = list(argv)
-    if any(a in ("-h", "--help") for a in args):
-        _parser().print_help()
-        return
-    try:
-        plan = make_plan(args)
-    except argparse.ArgumentError as error:
-        raise XltError(f"{error} — see xlt plan --help") from None
-    flags, _ = _parser().parse_known_args(args)
-    sys.stdout.write((json.dumps(plan.as_dict(), indent=2) if flags.json else render(plan)) + "\n")
+def plan(recipe: Any, gpus: int | None = None, gpu_memory: str = "80GiB", sharding: Sharding | None = None,
+         batch_size: int | None = None, block_size: int | None = None, activation_checkpointing: bool | None = None,
+         json: bool = False) -> Plan:
+    """Parameters and per-GPU memory of a recipe under a sharding, without allocating weights.
+
+    The recipe is read as by ``xlt fit``: ``--config`` files (repeat to compose overlays), ``--model.init_args.X
+    V``, ``--data.init_args.X V``, ``--trainer.X V``; only the model is built, on the meta device. Prints the plan.
+
+    Args:
+        recipe: The parsed ``xlt fit`` config (the command line fills it).
+        gpus: Number of GPUs (default: trainer.devices x trainer.num_nodes).
+        gpu_memory: Memory per GPU, e.g. ``80GiB``, ``141GB``, ``40960MiB``; a bare number is GiB.
+        sharding: Override the config's strategy: ``fsdp`` (FSDP2Strategy/ModelParallelStrategy), ``ddp`` or
+            ``single``.
+        batch_size: Blocks per GPU (default: data.init_args.batch_size).
+        block_size: Tokens per block (default: data.init_args.block_size).
+        activation_checkpointing: Override the strategy's activation_checkpointing (``true``/``false``).
+        json: Print the plan as JSON instead of the table.
+
+    Returns:
+        The plan.
+    """
+    result = plan_recipe(recipe, gpus=gpus, gpu_memory=gpu_memory, sharding=sharding, batch_size=batch_size,
+                         block_size=block_size, activation_checkpointing=activation_checkpointing)
+    sys.stdout.write((_json.dumps(result.as_dict(), indent=2) if json else render(result)) + "\n")
+    return result
