@@ -72,12 +72,27 @@ def test_task_config_logs_disaggregated_metrics_with_cis(task: str, task_runs: d
     run = _run(task, mlflow_uri)
     metrics = run.data.metrics
     languages = [c for c in SYNTHETIC if not (task == "retrieval" and c == "qaa")]  # retrieval: qaa is the pivot
+    table = Path(MlflowClient(mlflow_uri).download_artifacts(run.info.run_id, f"evaluation/test_{task}_{metric}.csv",
+                                                             str(task_runs[task])))
+    examples = {r["group"]: int(r["n_examples"]) for r in csv.DictReader(table.read_text().splitlines())}
     for group in [*languages, "macro", "bucket.high", "bucket.tail", "script.Latin", "family.Anglic",
                   "bottom_decile"]:
         name = f"test/{task}/{metric}/{group}"
         assert name in metrics, f"missing {name}"
+        score = metrics[name]
         low, high = metrics[f"test/{task}/{metric}_ci_low/{group}"], metrics[f"test/{task}/{metric}_ci_high/{group}"]
-        assert 0.0 <= low <= metrics[name] <= high <= 1.0
+        assert 0.0 <= low <= score <= high <= 1.0
+        if group not in languages:
+            continue
+        if score in (0.0, 1.0):  # every example scores the same: so does every resample
+            assert low == pytest.approx(score) and high == pytest.approx(score), group
+            continue
+        assert low < high, group  # examples differ: the interval comes from resampling them
+        if task in ("xnli", "pawsx"):  # 0/1 per example: the normal-approximation 95 % half-width of n examples
+            n = examples[group]
+            expected = 1.959964 * (score * (1 - score) / n) ** 0.5
+            # n = 20 and 200 resamples: measured within 20 %; resampling another unit would be off by sqrt(k)
+            assert (high - low) / 2 == pytest.approx(expected, rel=0.35), (group, n, low, score, high)
     macro = sum(metrics[f"test/{task}/{metric}/{c}"] for c in languages) / len(languages)
     assert metrics[f"test/{task}/{metric}/macro"] == pytest.approx(macro)
     assert run.data.tags["xlt.encoder"].endswith("export") and run.data.tags["xlt.few_shot"] == "0"
