@@ -13,7 +13,7 @@ from xlt.errors import XltError
 from xlt.formats import read_conllu
 from xlt.languages import load_panel
 from xlt.tokenization.audit import METRICS, audit_tokenizer, audit_tokenizers, char_script
-from xlt.tokenization.audit_command import audit_argv, audit_command, discover_texts, discover_ud
+from xlt.tokenization.audit_command import audit_command, discover_texts, discover_ud
 from xlt.tokenization.audit_report import audit_metrics, read_audit_csv
 from xlt.tokenization.tokenizer import XltTokenizer
 
@@ -273,14 +273,6 @@ def test_default_corpus_is_the_generated_synthetic_panel(tiny_tokenizer_dir: Pat
         sentences = [s for f in files for s in read_conllu(f)["tokens"]]
         assert len(read_conllu(files[0])["tokens"]) < 25 < len(sentences) and row.texts == 25, row.language
         assert row.gold_words == sum(len(s) for s in sentences[:25]), row.language
-
-
-def test_audit_argv_gathers_space_separated_lists() -> None:
-    argv = ["--tokenizer", "runs/tok_a", "runs/tok_d", "--panel", "synthetic", "--languages", "qaa", "qab"]
-    assert audit_argv(argv) == ["--tokenizer", '["runs/tok_a", "runs/tok_d"]', "--panel", "synthetic",
-                                "--languages", '["qaa", "qab"]']
-    assert audit_argv(["--tokenizer=a"]) == ["--tokenizer", '["a"]']
-    assert audit_argv(["--tokenizer", "[a, b]"]) == ["--tokenizer", "[a, b]"]
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -9,7 +9,6 @@ writes and logs them (:mod:`xlt.tokenization.audit_report`).
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from xlt.languages import load_panel, to_iso639_3
 from xlt.tokenization.audit import UNSAFE_NAME, AuditRow, audit_tokenizers, check_code
 from xlt.tokenization.audit_report import MARKDOWN_FILE, log_audit_to_mlflow, write_audit
 
-__all__ = ["audit_argv", "audit_command", "discover_texts", "discover_ud"]
+__all__ = ["audit_command", "discover_texts", "discover_ud"]
 
 _TATOEBA = re.compile(r"^tatoeba\.([^.-]+)-([^.-]+)\.([^.]+)$")
 
@@ -136,33 +135,6 @@ def _tokenizer_names(paths: Sequence[str]) -> list[str]:
     return names
 
 
-def audit_argv(argv: Sequence[str], list_options: Sequence[str] = ("--tokenizer", "--languages")) -> list[str]:
-    """Let list options take space-separated values (``--tokenizer runs/tok_a runs/tok_d``): the values are
-    gathered into one JSON list, which jsonargparse parses (it accepts only ``--tokenizer '[a, b]'``)."""
-    out: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        option, eq, value = arg.partition("=")
-        if option in list_options:
-            values = [value] if eq else []
-            i += 1
-            while not eq and i < len(args) and not args[i].startswith("-"):
-                values.append(args[i])
-                i += 1
-            if len(values) == 1 and values[0].lstrip().startswith("["):
-                out += [option, values[0]]  # already a list
-            elif values:
-                out += [option, json.dumps(values, ensure_ascii=False)]
-            else:
-                out.append(option)  # let the parser report the missing value
-            continue
-        out.append(arg)
-        i += 1
-    return out
-
-
 def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic", panel: str | None = None,
                   ud: str | None = None, languages: list[str] | None = None, sample_lines: int = 1000,
                   out: str = "runs/audit", experiment_name: str = "tokenizer-audit",
@@ -171,12 +143,13 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
                   synthetic_scale: float = 1.0) -> list[AuditRow]:
     """Audit tokenizers side by side: a table (Markdown + CSV) and fertility plots in ``out``, logged to MLflow.
 
-    Example: ``xlt tokenizer audit --tokenizer runs/tok_a runs/tok_d --panel configs/panels/synthetic.yaml``.
+    Example: ``xlt tokenizer audit --tokenizer '[runs/tok_a, runs/tok_d]' --panel configs/panels/synthetic.yaml``.
     Per language: fertility (pieces per whitespace word, and per gold UD word), continued words, UNK and
     byte-fallback rates, mean sequence length, share of the vocabulary used, character coverage by script.
 
     Args:
-        tokenizer: Tokenizer directories (required; space-separated); each is named after its directory.
+        tokenizer: Tokenizer directories (required; a list such as ``'[runs/tok_a, runs/tok_d]'``); each is named
+            after its directory.
         corpus: Text per language: ``synthetic`` (the synthetic panel, generated into ``cache_dir`` once) or
             a directory of ``<code>.txt`` files (``<dir>/mlm/<code>.txt`` and Tatoeba
             ``tatoeba.<x>-eng.<x>`` files in ``<dir>`` or ``<dir>/tatoeba`` work too).
@@ -205,7 +178,7 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
     if isinstance(sample_lines, bool) or not isinstance(sample_lines, int) or sample_lines < 1:
         raise XltError(f"sample_lines {sample_lines!r} must be a positive integer — e.g. --sample_lines 1000")
     if not tokenizer:
-        raise XltError("no tokenizer given — pass --tokenizer <dir> [<dir> ...]")
+        raise XltError("no tokenizer given — pass --tokenizer '[<dir>, <dir>, ...]'")
     if languages is not None and not languages:
         raise XltError("languages is empty — list at least one language code or leave it unset")
     out_dir = Path(out)
