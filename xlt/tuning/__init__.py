@@ -1,1 +1,0 @@
-"""tuning package of xlt."""
