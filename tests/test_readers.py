@@ -9,19 +9,21 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 
-from xlt.datamodules.readers import (
+from xlt.datamodules.task_spec import TaskSpec
+from xlt.datamodules.tasks import TASK_FEATURES, load_task_dataset
+from xlt.errors import XltError
+from xlt.formats import (
     NLI_LABELS,
-    TASK_FEATURES,
     UPOS_TAGS,
-    load_task_dataset,
     read_conll_ner,
     read_conllu,
+    read_lines,
     read_nli_tsv,
     read_pawsx_tsv,
     read_squad_json,
     read_tatoeba,
+    tsv_rows,
 )
-from xlt.errors import XltError
 
 # Sentences per UD file, from SOURCES.md (the 13 languages with a treebank).
 UD_COUNTS = {
@@ -325,3 +327,44 @@ def test_hub_style_bitext_with_column_mapping(tmp_path: Path) -> None:
     assert ds.to_list() == [{"source": "Hallo", "target": "Hello"}]
     with pytest.raises(XltError, match="none of them is 'source'"):
         load_task_dataset(repo, "tatoeba", split="test", columns={"source": "missing"})
+
+
+# ---- a task declared outside the six: its spec alone drives files, directories and hub datasets -------
+
+
+def _sentiment_spec() -> TaskSpec:
+    features = Features({"text": Value("string"), "label": Value("string")})
+
+    def read(path: Path, language: str | None, target: str | Path | None) -> Dataset:
+        rows = [fields for _, fields in tsv_rows(read_lines(path), 1, 2, path)]
+        return Dataset.from_dict({"text": [r[0] for r in rows], "label": [r[1] for r in rows]}, features=features)
+
+    return TaskSpec(name="sentiment", header="Sentiment", metrics=("f1", "acc"), synthetic_folder="sentiment",
+                    features=features, read=read, file_patterns=("{split}.tsv", "{split}/{lang}.tsv"),
+                    hub_columns={"text": ("text", "sentence"), "label": ("label",)},
+                    hub_row=lambda row: {"text": row["text"].strip(), "label": row["label"]})
+
+
+def test_a_new_task_spec_loads_files_directories_and_hub_datasets(tmp_path: Path) -> None:
+    spec = _sentiment_spec()
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "per_language" / "test").mkdir(parents=True)
+    _write(tmp_path / "flat", "dev.tsv", "good\tpos\nbad\tneg\n")
+    _write(tmp_path / "per_language", "test/deu.tsv", "gut\tpos\n")
+    _write(tmp_path / "per_language", "test/fra.tsv", "bon\tpos\nmal\tneg\n")
+    assert load_task_dataset(tmp_path / "flat" / "dev.tsv", spec).to_list() == [
+        {"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]
+    assert len(load_task_dataset(tmp_path / "flat", spec, split="validation")) == 2  # validation -> dev.tsv
+    assert load_task_dataset(tmp_path / "per_language", spec, language="fr")["text"] == ["bon", "mal"]
+    with pytest.raises(XltError, match="several sentiment files for split 'test'"):
+        load_task_dataset(tmp_path / "per_language", spec)
+    with pytest.raises(XltError, match="no sentiment file for split 'train'"):
+        load_task_dataset(tmp_path / "flat", spec, split="train")
+    repo = tmp_path / "hub"
+    repo.mkdir()
+    labels = ClassLabel(names=["neg", "pos"])
+    Dataset.from_list([{"sentence": " fine ", "label": 1}],
+                      features=Features({"sentence": Value("string"), "label": labels})
+                      ).to_parquet(str(repo / "test.parquet"))
+    ds = load_task_dataset(repo, spec, split="test")
+    assert ds.features == spec.features and ds.to_list() == [{"text": "fine", "label": "pos"}]

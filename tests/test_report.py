@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from xlt.errors import XltError
 from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
-from xlt.evaluation.logging import log_evaluation
+from xlt.evaluation.mlflow_logging import log_evaluation
 from xlt.evaluation.report import collect, report
 from xlt.languages import Language, Panel
 
@@ -205,6 +205,31 @@ def test_label_fallbacks_unknown_tasks_and_metric_fallback(client: MlflowClient,
     assert built.notes == ["retrieval: reporting acc (metrics found: acc); pass metrics={retrieval: ...} to choose."]
 
 
+
+def test_a_task_in_the_registry_takes_header_and_metrics_from_its_spec(client: MlflowClient, mlflow_uri: str,
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seventh task needs no report table: its spec in TASKS gives the header, the primary metric (over the
+    metric preference order) and the secondary metrics of table2.csv."""
+    from dataclasses import replace
+
+    from xlt.datamodules.tasks import TASKS
+
+    name, exp = _experiment(client, tmp_path, "report-seventh-task")
+    _run(client, exp, {"model": "m", "xlt.seed": "0"}, [_result("sentiment", "acc", _scores(.5, .5, .5)),
+                                                         _result("sentiment", "f1", _scores(.4, .4, .4)),
+                                                         _result("sentiment", "mcc", _scores(.3, .3, .3))], 1)
+    unknown = collect(name, mlflow_uri)
+    assert unknown.metrics == {"sentiment": "acc"} and len(unknown.notes) == 1
+    monkeypatch.setitem(TASKS, "sentiment", replace(TASKS["xnli"], name="sentiment", header="Sentiment",
+                                                    metrics=("f1", "acc")))
+    built = collect(name, mlflow_uri)
+    assert built.metrics == {"sentiment": "f1"} and built.notes == []
+    assert _table_lines(built.to_markdown())[0] == "| Model | Sentiment |"
+    rows = list(csv.DictReader(io.StringIO(built.to_csv())))
+    assert sorted({r["metric"] for r in rows}) == ["acc", "f1"]  # the spec's metrics, not mcc
+    assert built.language_markdown("sentiment").startswith("**Sentiment** (f1, %) by language")
+
 def test_bad_inputs_are_one_line_xlt_errors(table2: dict, client: MlflowClient, mlflow_uri: str,
                                             tmp_path: Path) -> None:
     with pytest.raises(XltError, match=r"experiment 'no-such-exp' not found .* available experiments: .*"
@@ -233,7 +258,7 @@ def test_qa_rows_name_their_answer_normalisation(client: MlflowClient, mlflow_ur
     """Under Table 2 and the QA per-language table: each QA row's protocol from its runs' tags."""
     from xlt.evaluation.metrics import mlqa_undefined_note
     from xlt.evaluation.report import NORMALIZATION_TAGS
-    from xlt.models.span_extraction import NORMALIZATION_NOTE_TAG, NORMALIZATION_TAG
+    from xlt.models.qa import NORMALIZATION_NOTE_TAG, NORMALIZATION_TAG
 
     assert NORMALIZATION_TAGS["qa"] == (NORMALIZATION_TAG, NORMALIZATION_NOTE_TAG)  # what the QA module writes
     name, exp = _experiment(client, tmp_path, "report-qa-protocol")

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from xlt import synthetic as S
-from xlt.datamodules.readers import NLI_LABELS, UPOS_TAGS, load_task_dataset, read_conllu
+from xlt.datamodules.tasks import load_task_dataset
 from xlt.errors import XltError
+from xlt.formats import NLI_LABELS, UPOS_TAGS, read_conllu
 from xlt.languages import PANELS_DIR, load_panel
 from xlt.synthetic import generator
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from xlt.datamodules.pawsx import PAWSXDataModule
-from xlt.datamodules.readers import read_nli_tsv
 from xlt.datamodules.task_data import LengthBucketBatches, few_shot_indices, pad_batch
 from xlt.datamodules.xnli import XNLIDataModule
 from xlt.errors import XltError
+from xlt.formats import read_nli_tsv
 
 SYNTHETIC = ["qaa", "qab", "qac", "qad", "qae", "qaf", "qag", "qah", "qai", "qaj"]
 

@@ -12,12 +12,13 @@ import torch
 from datasets import Dataset
 
 from xlt.datamodules.ner import NERDataModule
-from xlt.datamodules.readers import UPOS_TAGS, load_task_dataset, read_conll_ner
 from xlt.datamodules.task_data import IGNORE_INDEX
-from xlt.datamodules.tokens import first_subtoken_labels
+from xlt.datamodules.tasks import load_task_dataset
+from xlt.datamodules.token_classification import first_subtoken_labels
 from xlt.datamodules.udpos import UDPOSDataModule
 from xlt.errors import XltError
 from xlt.evaluation.metrics import SpanF1
+from xlt.formats import UPOS_TAGS, read_conll_ner
 from xlt.models.token_classification import TokenClassification, is_span_labels
 
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,

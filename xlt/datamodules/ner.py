@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from datasets import Dataset
 
-from xlt.datamodules.tokens import TokenClassificationDataModule
+from xlt.datamodules.task_spec import TaskSpec
+from xlt.datamodules.token_classification import TokenClassificationDataModule
+from xlt.formats import CONLL_NER_FEATURES, read_conll_ner
+
+
+def _read(path: Path, language: str | None, target: str | Path | None) -> Dataset:
+    return read_conll_ner(path)
+
+
+NER = TaskSpec(
+    name="ner", header="NER", metrics=("f1",), synthetic_folder="ner", aliases=("panx", "masakhaner"),
+    features=CONLL_NER_FEATURES, read=_read,
+    file_patterns=("{split}.txt", "{split}.conll"),  # MasakhaNER and the synthetic panel: <split>.txt
+    hub_columns={"tokens": ("tokens", "words"), "ner_tags": ("ner_tags", "tags", "labels", "ner")},
+)
+"""NER: CoNLL files (:func:`~xlt.formats.read_conll_ner`), metric entity span F1."""
 
 
 class NERDataModule(TokenClassificationDataModule):
@@ -17,9 +34,7 @@ class NERDataModule(TokenClassificationDataModule):
     ``tokens`` / ``ner_tags`` columns.
     """
 
-    task = "ner"
-    reader_task = "ner"
-    synthetic_folder = "ner"
+    spec = NER
     tag_column = "ner_tags"
 
     def label_names_from(self, rows: Dataset) -> list[str]:

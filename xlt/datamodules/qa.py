@@ -1,6 +1,6 @@
 """Extractive question answering data (TyDi QA GoldP, XQuAD, MLQA; the synthetic panel's ``qa/<code>/``).
 
-SQuAD v1.1 JSON is read by :func:`xlt.datamodules.readers.read_squad_json` (which checks that every answer
+SQuAD v1.1 JSON is read by :func:`xlt.formats.read_squad_json` (which checks that every answer
 sits at its ``answer_start``) and encoded the standard Hugging Face way with the fast tokenizer: question
 first, context second, ``truncation="only_second"``, sliding windows of ``max_length`` tokens overlapping by
 ``doc_stride`` tokens. Every window is one feature:
@@ -40,8 +40,10 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 from xlt.datamodules.task_data import LengthBucketBatches, TaskDataModule
+from xlt.datamodules.task_spec import ScoringProtocol, TaskSpec
 from xlt.errors import XltError
 from xlt.evaluation.metrics import QANormalization
+from xlt.formats import SQUAD_FEATURES, read_squad_json
 
 CLS_INDEX = 0
 NO_OFFSET = -1
@@ -57,6 +59,45 @@ QA_BENCHMARKS: tuple[tuple[str, str, QANormalization], ...] = (
 """``(name fragment, benchmark, official normalisation)``: a source whose file, directory or hub id contains the
 fragment (case-insensitive) is that benchmark; scored as its official evaluation script does (XTREME scores
 XQuAD and TyDi QA GoldP with the SQuAD v1.1 script in every language, MLQA with MLQA's script)."""
+
+
+NORMALIZATION_TAG = "xlt.qa_normalization"
+"""Run tag of the answer normalisation: ``squad_v1``, ``mlqa``, or ``<lang>=<protocol>,...`` when languages differ
+(written by :class:`~xlt.models.qa.SpanExtraction`)."""
+NORMALIZATION_NOTE_TAG = "xlt.qa_normalization.note"
+"""Run tag naming the languages ``mlqa`` scored with its generic rule (absent when there are none)."""
+
+
+def _read(path: Path, language: str | None, target: str | Path | None) -> Dataset:
+    return read_squad_json(path)
+
+
+def _hub_row(row: dict) -> dict:
+    """SQuAD columns; raw SQuAD answers (a list of ``{text, answer_start}``) become the columnar form."""
+    answers = row["answers"]
+    if isinstance(answers, list):  # raw SQuAD: a list of {text, answer_start}
+        answers = {"text": [a["text"] for a in answers], "answer_start": [a["answer_start"] for a in answers]}
+    return {"id": str(row["id"]), "title": row.get("title") or "", "context": row["context"],
+            "question": row["question"], "answers": {"text": list(answers["text"]),
+                                                     "answer_start": list(answers["answer_start"])}}
+
+
+QA = TaskSpec(
+    name="qa", header="QA", metrics=("f1", "em"), synthetic_folder="qa", aliases=("squad", "xquad", "mlqa", "tydiqa"),
+    features=SQUAD_FEATURES, read=_read,
+    # synthetic panel: <split>.json; XQuAD: xquad.<lang>.json
+    file_patterns=("{split}.json", "*.{lang}.json", "*{split}*.{lang}.json"),
+    hub_columns={"id": ("id",), "title": ("title",), "context": ("context",), "question": ("question",),
+                 "answers": ("answers",)},
+    hub_row=_hub_row, optional_columns=("title",),
+    protocol=ScoringProtocol(
+        tag=NORMALIZATION_TAG, note_tag=NORMALIZATION_NOTE_TAG,
+        rules={"squad_v1": "official SQuAD v1.1 script, as XTREME scores XQuAD and TyDi QA GoldP",
+               "mlqa": "MLQA's language-aware script"},
+        unrecorded="not recorded (the run predates the xlt.qa_normalization tag; xlt then defaulted to mlqa)"),
+)
+"""Extractive QA: SQuAD v1.1 JSON (:func:`~xlt.formats.read_squad_json`); metrics F1 (primary) and exact match;
+runs record their answer normalisation (:data:`NORMALIZATION_TAG`)."""
 
 
 def qa_benchmark(source: str | Path) -> tuple[str, QANormalization] | None:
@@ -248,9 +289,7 @@ class QADataModule(TaskDataModule):
     samples draw ``k`` questions (all their windows).
     """
 
-    task = "qa"
-    reader_task = "qa"
-    synthetic_folder = "qa"
+    spec = QA
     stratify_column: ClassVar[str | None] = None
     pad_keys: ClassVar[dict[str, int]] = {"offset_start": NO_OFFSET, "offset_end": NO_OFFSET}
 

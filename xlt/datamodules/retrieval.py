@@ -26,29 +26,73 @@ import torch
 from datasets import Dataset, Features, List, Value
 from lightning.pytorch.trainer.states import TrainerFn
 
-from xlt.datamodules.readers import read_tatoeba
 from xlt.datamodules.task_data import TaskDataModule, pad_batch
+from xlt.datamodules.task_spec import TaskSpec, same_language
 from xlt.errors import XltError
+from xlt.formats import BITEXT_FEATURES, read_tatoeba
 from xlt.languages import to_iso639_3
 from xlt.seeding import derive_seed
 
 _PAIR_FILE = re.compile(r"^tatoeba\.([^.-]+)-([^.-]+)\.([^.]+)$")
+_PAIR_SIDE = re.compile(r"^(.*\.)([^.-]+)-([^.-]+)\.([^.]+)$")
 FEATURES = Features({key: List(Value("int32")) for key in
                      ("input_ids", "special_tokens_mask", "pivot_ids", "pivot_special_tokens_mask")})
+
+
+def tatoeba_pairs(directory: Path) -> list[tuple[str, str, Path, Path]]:
+    """``(language code, pivot code, language file, pivot file)`` of every Tatoeba pair in ``directory``
+    (``tatoeba.<code>-<pivot>.<code>`` with its ``.<pivot>`` side present), in file name order."""
+    pairs = []
+    for path in sorted(directory.glob("tatoeba.*-*.*")):
+        m = _PAIR_FILE.match(path.name)
+        if m and m.group(3) == m.group(1):
+            other = path.with_name(f"tatoeba.{m.group(1)}-{m.group(2)}.{m.group(2)}")
+            if other.is_file():
+                pairs.append((m.group(1), m.group(2), path, other))
+    return pairs
 
 
 def pair_files(directory: Path, code: str) -> dict[str, tuple[Path, Path]]:
     """The Tatoeba pair files of language ``code`` in ``directory``: pivot code (as written in the file name)
     -> ``(language file, pivot file)``. Dataset codes are matched through ISO 639-3 (``cmn`` is ``zho``)."""
-    found: dict[str, tuple[Path, Path]] = {}
-    for path in sorted(directory.glob("tatoeba.*-*.*")):
-        m = _PAIR_FILE.match(path.name)
-        if not m or m.group(3) != m.group(1) or to_iso639_3(m.group(1)) != to_iso639_3(code):
-            continue
-        other = path.with_name(f"tatoeba.{m.group(1)}-{m.group(2)}.{m.group(2)}")
-        if other.is_file():
-            found[m.group(2)] = (path, other)
-    return found
+    return {pivot: (path, other) for language, pivot, path, other in tatoeba_pairs(directory)
+            if to_iso639_3(language) == to_iso639_3(code)}
+
+
+def _locate(directory: Path, split: str, language: str | None) -> tuple[Path, Path] | None:
+    """The pair of ``language`` in a directory (any split: Tatoeba has one); without a language, the only pair."""
+    pairs = tatoeba_pairs(directory)
+    if language is None:
+        if len(pairs) == 1:
+            return pairs[0][2], pairs[0][3]
+        if pairs:
+            raise XltError(f"{directory} holds Tatoeba pairs for {', '.join(p[0] for p in pairs)} — "
+                           "pass a language")
+        return None
+    for code, _, path, other in pairs:
+        if same_language(code, language):
+            return path, other
+    return None
+
+
+def _read(path: Path, language: str | None, target: str | Path | None) -> Dataset:
+    """A pair from one side's file; the other side is ``target`` or, by default, derived from the Tatoeba name
+    (``tatoeba.deu-eng.deu`` -> ``tatoeba.deu-eng.eng``)."""
+    if target is None:
+        m = _PAIR_SIDE.match(path.name)
+        if not m or m.group(4) not in (m.group(2), m.group(3)):
+            raise XltError(f"{path}: cannot tell the other side of this retrieval pair — pass target=<file>")
+        other = m.group(3) if m.group(4) == m.group(2) else m.group(2)
+        target = path.with_name(f"{m.group(1)}{m.group(2)}-{m.group(3)}.{other}")
+    return read_tatoeba(path, target)
+
+
+RETRIEVAL = TaskSpec(
+    name="retrieval", header="Tatoeba", metrics=("p1",), synthetic_folder="tatoeba", aliases=("tatoeba", "bitext"),
+    features=BITEXT_FEATURES, read=_read, locate=_locate,
+    hub_columns={"source": ("source", "sentence1", "src"), "target": ("target", "sentence2", "tgt")},
+)
+"""Tatoeba bitext retrieval: line-aligned pairs (:func:`~xlt.formats.read_tatoeba`), metric P@1."""
 
 
 class RetrievalDataModule(TaskDataModule):
@@ -59,9 +103,7 @@ class RetrievalDataModule(TaskDataModule):
     hub dataset with ``source``/``target`` columns).
     """
 
-    task = "retrieval"
-    reader_task = "retrieval"
-    synthetic_folder = "tatoeba"
+    spec = RETRIEVAL
     trainable = False
     pad_keys: ClassVar[dict[str, int]] = {"special_tokens_mask": 1}
 

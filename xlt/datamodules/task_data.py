@@ -1,7 +1,7 @@
 """The shared base of the benchmark task data modules: languages, sources, few-shot sampling, batching.
 
 A task data module (:mod:`xlt.datamodules.xnli`, ``pawsx``, ``udpos``, ``ner``, ``qa``, ``retrieval``) reads
-one split per language through :func:`xlt.datamodules.readers.load_task_dataset` (real files, the synthetic
+one split per language through :func:`xlt.datamodules.task_spec.load_split` (real files, the synthetic
 panel and hub datasets on one code path), tokenizes it with the encoder's tokenizer (a Hugging Face *fast*
 tokenizer: word ids and character offsets come from it) and serves:
 
@@ -33,7 +33,7 @@ from datasets import Dataset, concatenate_datasets
 from datasets.utils import logging as datasets_logging
 from torch.utils.data import DataLoader, Sampler
 
-from xlt.datamodules.readers import load_task_dataset
+from xlt.datamodules.task_spec import TaskSpec, load_split
 from xlt.errors import DataNotFound, XltError
 from xlt.hub import require_local_or_hub
 from xlt.languages import Panel, load_panel
@@ -170,12 +170,8 @@ class TaskDataModule(L.LightningDataModule):
     """Base of the task data modules (see the module docstring); subclasses set the class attributes and
     implement :meth:`encode` (and :meth:`label_names_from` for labelled tasks)."""
 
-    #: task name in metric names and run tags (``xnli``, ``udpos``...)
-    task: ClassVar[str] = ""
-    #: reader task of :func:`load_task_dataset` (``nli``, ``ud``...)
-    reader_task: ClassVar[str] = ""
-    #: the task's folder in the synthetic panel
-    synthetic_folder: ClassVar[str] = ""
+    #: everything specific to the task (name, header, metrics, reader, file patterns, synthetic folder...)
+    spec: ClassVar[TaskSpec]
     #: sentence-level label column used to stratify few-shot samples (None: no stratification)
     stratify_column: ClassVar[str | None] = None
     #: splits the task trains on (retrieval has none)
@@ -278,6 +274,11 @@ class TaskDataModule(L.LightningDataModule):
         self._tokenizers: dict[str, Any] = {}
         self._rank, self._world = 0, 1
 
+    @property
+    def task(self) -> str:
+        """The task's name in metric names and run tags (``spec.name``: ``xnli``, ``udpos``...)."""
+        return self.spec.name
+
     # ------------------------------------------------------------------------------------------ sources
     @property
     def synthetic_dir(self) -> Path:
@@ -293,7 +294,7 @@ class TaskDataModule(L.LightningDataModule):
         """Where language ``code`` is read from: ``(file, directory or hub id, hub config name)``."""
         if code in self.data_per_language:
             return self.data_per_language[code], None
-        root = self.synthetic_dir / self.synthetic_folder if self.is_synthetic else Path(self.data)
+        root = self.synthetic_dir / self.spec.synthetic_folder if self.is_synthetic else Path(self.data)
         name = self.hub_config.replace("{code}", code) if self.hub_config else None
         if (root / code).is_dir():
             return str(root / code), name
@@ -303,7 +304,7 @@ class TaskDataModule(L.LightningDataModule):
         """One split of one language in the task's schema; ``None`` (or an error when ``required``) if absent."""
         source, name = self.source_of(code)
         try:
-            ds = load_task_dataset(source, self.reader_task, split, language=code, name=name)
+            ds = load_split(source, self.spec, split, language=code, name=name)
         except DataNotFound as error:  # malformed data always raises; absent data only when required
             if required:
                 raise XltError(f"no {split} data for language '{code}' ({self.task}): {error}") from error

@@ -2,7 +2,7 @@
 
 A task run logs ``<stage>/<task>/<metric>/<group>`` metrics (group = language code, ``macro``, ``family.*``,
 ``script.*``, ``bucket.*``, ``bottom_decile``) with CI bounds ``<metric>_ci_low`` / ``_ci_high`` (see
-:mod:`xlt.evaluation.logging`) and tags ``xlt.task``, ``xlt.encoder``, ``xlt.few_shot``, ``xlt.seed`` plus the
+:mod:`xlt.evaluation.mlflow_logging`) and tags ``xlt.task``, ``xlt.encoder``, ``xlt.few_shot``, ``xlt.seed`` plus the
 logger's own tags (``model``, ``vocab``, ``recipe``...). The report
 
 - labels each run by its ``label_tags`` (``quickstart / shared``), else its ``xlt.encoder`` tag, else its run
@@ -44,6 +44,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from xlt.atomic import atomic_dir, atomic_file
+from xlt.datamodules.tasks import TASKS
 from xlt.errors import XltError
 from xlt.evaluation import markdown
 from xlt.evaluation.disaggregation import sanitize_group
@@ -51,30 +52,14 @@ from xlt.evaluation.plots import save_png
 from xlt.evaluation.transfer_report import RowInfo, transfer_tables
 from xlt.languages import BUCKETS
 
-TASK_ORDER = ("xnli", "udpos", "ner", "pawsx", "qa", "retrieval")
-"""Table 2's column order; tasks found in runs but not listed here follow, alphabetically."""
-
-TASK_HEADERS = {"xnli": "XNLI", "udpos": "POS", "ner": "NER", "pawsx": "PAWS-X", "qa": "QA", "retrieval": "Tatoeba"}
-"""Column header of each known task."""
-
-DEFAULT_METRICS = {"xnli": "acc", "pawsx": "acc", "udpos": "acc", "ner": "f1", "qa": "f1", "retrieval": "p1"}
-"""Primary metric of each known task (the Table 2 cell)."""
-
-EXTRA_METRICS = {"qa": ("em",)}
-"""Secondary metrics of a task, reported in ``table2.csv`` next to the primary one."""
-
 _METRIC_PREFERENCE = ("acc", "f1", "p1", "em")
 _NOT_SCORES = ("_ci_low", "_ci_high", "_of_supervised", "_gap_recovered", "_distance_pearson", "_distance_spearman")
 _OUTPUT = re.compile(r"^(table2\.(md|csv|png)|languages_.+\.(md|csv)|transfer(_.+)?\.(md|csv|png)|distance_.+\.png)$")
-NORMALIZATION_TAGS = {"qa": ("xlt.qa_normalization", "xlt.qa_normalization.note")}
-"""Per task, the run tags of its answer normalisation and of the note on languages scored by a generic rule
-(written by :class:`~xlt.models.span_extraction.SpanExtraction`)."""
-NORMALIZATION_RULES = {
-    "squad_v1": "official SQuAD v1.1 script, as XTREME scores XQuAD and TyDi QA GoldP",
-    "mlqa": "MLQA's language-aware script",
-}
-UNRECORDED_NORMALIZATION = ("not recorded (the run predates the xlt.qa_normalization tag; xlt then defaulted to "
-                            "mlqa)")
+NORMALIZATION_TAGS = {name: (spec.protocol.tag, spec.protocol.note_tag) for name, spec in TASKS.items()
+                      if spec.protocol is not None}
+"""Per task, the run tags of its scoring protocol and of the note on it, as the task declares them
+(:attr:`~xlt.datamodules.task_spec.TaskSpec.protocol`; QA: the answer normalisation and the languages scored by a
+generic rule, written by :class:`~xlt.models.qa.SpanExtraction`)."""
 REPORT_TAG = "xlt.report"
 """Tag of the MLflow run that holds a report's files (never read back as a task run)."""
 _PAGE = 1000
@@ -188,14 +173,14 @@ class Report:
         default all) that records a protocol."""
         wanted = self.tasks if tasks is None else tasks
         shown = set(self.labels if labels is None else labels)
-        return [f"{TASK_HEADERS.get(task, task)} normalisation, {markdown.escape(label)}: "
+        return [f"{_task_header(task)} normalisation, {markdown.escape(label)}: "
                 f"{self.protocols[label, task]}."
                 for task in wanted for label in self.labels if label in shown and (label, task) in self.protocols]
 
     def header(self, task: str) -> str:
         """Column header: ``XNLI``..., with the metric in parentheses when it is not the task's default."""
-        name = TASK_HEADERS.get(task, task)
-        default = DEFAULT_METRICS.get(task)
+        name = _task_header(task)
+        default = TASKS[task].primary_metric if task in TASKS else None
         return name if self.metrics[task] == default or default is None else f"{name} ({self.metrics[task]})"
 
     def cell(self, label: str, task: str, group: str = "macro", metric: str | None = None) -> Cell | None:
@@ -227,7 +212,7 @@ class Report:
                 avg = self.average(label)
                 row.append("–" if avg is None else _pct(avg))
             rows.append(row)
-        metrics = ", ".join(f"{TASK_HEADERS.get(t, t)} {self.metrics[t]}" for t in self.tasks)
+        metrics = ", ".join(f"{_task_header(t)} {self.metrics[t]}" for t in self.tasks)
         legend = (f"Macro average over languages (%) of: {metrics}. Cells: mean ± sample std over seeds "
                   "[mean of the seeds' CI bounds]" + ("; Avg: mean over tasks, for rows that have every task."
                                                       if with_avg else "."))
@@ -261,7 +246,7 @@ class Report:
     def language_markdown(self, task: str) -> str:
         """The per-language table of ``task`` as Markdown."""
         header, rows = self.language_rows(task)
-        title = f"**{TASK_HEADERS.get(task, task)}** ({self.metrics[task]}, %) by language — experiment " \
+        title = f"**{_task_header(task)}** ({self.metrics[task]}, %) by language — experiment " \
                 f"`{self.experiment}`, stage `{self.stage}`"
         protocols = self.protocol_lines([task], [r[0] for r in rows])
         table = markdown.table(header, [[markdown.escape(r[0]), *r[1:]] for r in rows])
@@ -406,13 +391,14 @@ def _protocols(task_runs: Sequence[TaskRun]) -> dict[tuple[str, str], str]:
             by_row[tr.label, tr.task].append(tr)
     out = {}
     for key, runs in by_row.items():
+        protocol = TASKS[key[1]].protocol
         counts = Counter((tr.normalization, tr.normalization_note) for tr in runs)
         texts = []
         for (normalization, note), n in sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))):
             if normalization is None:
-                text = UNRECORDED_NORMALIZATION
+                text = protocol.unrecorded
             else:
-                rule = NORMALIZATION_RULES.get(normalization)
+                rule = protocol.rules.get(normalization)
                 text = f"{normalization} ({rule})" if rule else normalization
             if note:
                 text += f"; {note}"
@@ -579,7 +565,7 @@ def _latest_per_seed(task_runs: list[TaskRun], notes: list[str]) -> list[TaskRun
 
 def _columns(task_runs: list[TaskRun], tasks: Sequence[str] | None, stage: str) -> list[str]:
     found = {tr.task for tr in task_runs}
-    ordered = [t for t in TASK_ORDER if t in found] + sorted(found - set(TASK_ORDER))
+    ordered = [t for t in TASKS if t in found] + sorted(found - set(TASKS))  # Table 2 order, then others
     if not tasks:
         return ordered
     missing = [t for t in tasks if t not in found]
@@ -606,14 +592,24 @@ def _choose_metrics(task_runs: list[TaskRun], columns: list[str], overrides: dic
                 raise XltError(f"no run logs {stage}/{task}/{overrides[task]}/... — metrics of {task}: "
                                f"{', '.join(names)}; fix metrics[{task}]")
             chosen[task] = overrides[task]
-        elif DEFAULT_METRICS.get(task) in available[task]:
-            chosen[task] = DEFAULT_METRICS[task]
+        elif task in TASKS and TASKS[task].primary_metric in available[task]:
+            chosen[task] = TASKS[task].primary_metric
         else:
             chosen[task] = names[0]
-            if len(names) > 1 or task in DEFAULT_METRICS:
+            if len(names) > 1 or task in TASKS:
                 notes.append(f"{task}: reporting {chosen[task]} (metrics found: {', '.join(names)}); pass "
                              f"metrics={{{task}: ...}} to choose.")
     return chosen
+
+
+def _task_header(task: str) -> str:
+    """The task's Table 2 header (:attr:`~xlt.datamodules.task_spec.TaskSpec.header`), else its name."""
+    return TASKS[task].header if task in TASKS else task
+
+
+def _secondary_metrics(task: str) -> tuple[str, ...]:
+    """The metrics the task reports in ``table2.csv`` next to the primary one."""
+    return TASKS[task].metrics[1:] if task in TASKS else ()
 
 
 def _rank(metric: str) -> int:
@@ -627,7 +623,7 @@ def _aggregate(task_runs: list[TaskRun], chosen: Mapping[str, str]) -> dict[tupl
     cells = {}
     for (label, task), runs in by_row.items():
         runs.sort(key=lambda tr: _seed_key(tr.seed))
-        for metric in (chosen[task], *(m for m in EXTRA_METRICS.get(task, ()) if m != chosen[task])):
+        for metric in (chosen[task], *(m for m in _secondary_metrics(task) if m != chosen[task])):
             groups = {g for tr in runs for g in tr.scores.get(metric, {})}
             for group in groups:
                 have = [tr for tr in runs if group in tr.scores.get(metric, {})]

@@ -30,6 +30,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from transformers import AutoModelForQuestionAnswering
 
+from xlt.datamodules.qa import NORMALIZATION_NOTE_TAG, NORMALIZATION_TAG
 from xlt.errors import XltError
 from xlt.evaluation.metrics import (
     QA_NORMALIZATION_RULES,
@@ -40,10 +41,6 @@ from xlt.evaluation.metrics import (
 from xlt.models.task import TaskModule
 
 Normalisation = Literal["auto", "squad_v1", "mlqa", "squad"]
-NORMALIZATION_TAG = "xlt.qa_normalization"
-"""Run tag of the answer normalisation: ``squad_v1``, ``mlqa``, or ``<lang>=<protocol>,...`` when languages differ."""
-NORMALIZATION_NOTE_TAG = "xlt.qa_normalization.note"
-"""Run tag naming the languages ``mlqa`` scored with its generic rule (absent when there are none)."""
 _STAGE_SPLIT = {"val": "dev", "test": "test", "predict": "test"}
 
 
