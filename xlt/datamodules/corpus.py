@@ -2,8 +2,9 @@
 
 Pipeline (``prepare_data``, cached under ``cache_dir`` and reused when nothing changed):
 
-1. every source becomes a ``datasets.Dataset`` with a text column: local ``<code>.txt`` files through the
-   ``text`` builder, hub datasets through ``load_dataset``, the synthetic panel as local files;
+1. the text source (:mod:`xlt.sources`: :class:`~xlt.sources.SyntheticPanel`, generated once into
+   ``cache_dir``; :class:`~xlt.sources.TextDirectory` of ``<code>.txt``; :class:`~xlt.sources.HubText`) gives
+   each language's text as a ``datasets.Dataset`` with a text column;
 2. the tokenizer is fitted on them when none is given (``<cache_dir>/tokenizer-<hash>``);
 3. ``Dataset.map(batched=True)`` tokenizes each language into a memory-mapped Arrow file
    (``<s> sentence </s>`` per line, blank lines dropped) with a fingerprint of source + tokenizer;
@@ -42,9 +43,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from xlt.datamodules.sampler import LanguageSampler, check_compatible, resolve_factors
 from xlt.errors import XltError
 from xlt.languages import Panel, load_panel
-from xlt.synthetic import cached_panel, cached_panel_dir
+from xlt.sources import TextSource, as_text_source
 from xlt.tokenization.fit import fit_tokenizer_from_datasets
-from xlt.tokenization.sampling import scan_text_file
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, tokenizer_fingerprint
 from xlt.tokenization.vocabulary import VocabularyConfig, resolve_designated
 
@@ -271,7 +271,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        corpus: str = "synthetic",
+        corpus: TextSource | str = "synthetic",
         panel: str = "synthetic",
         languages: list[str] | None = None,
         tokenizer: str | None = None,
@@ -286,18 +286,16 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         steps_per_epoch: int = 1000,
-        synthetic_seed: int = 0,
-        synthetic_scale: float = 1.0,
-        hub_config: str = "{code}",
-        hub_split: str = "train",
-        text_column: str = "text",
     ) -> None:
         """Configure the corpus; no data is read here.
 
         Args:
-            corpus: where the text comes from: a directory of ``<code>.txt`` files (one sentence per line;
-                ``<dir>/mlm/<code>.txt`` also works), ``synthetic`` (generate the synthetic panel into
-                ``cache_dir``), or ``hf:<dataset_id>`` (a hub dataset, one config per language).
+            corpus: where the text comes from, a text source (:mod:`xlt.sources`):
+                ``{class_path: xlt.sources.SyntheticPanel, init_args: {seed: 0, scale: 1.0}}`` (the synthetic
+                panel, generated into ``cache_dir``), ``xlt.sources.TextDirectory`` (``path``: a directory of
+                ``<code>.txt`` files, one sentence per line; ``<dir>/mlm/<code>.txt`` also works) or
+                ``xlt.sources.HubText`` (``dataset``, ``config``, ``split``, ``column``: a hub dataset, one config
+                per language). Short forms: ``synthetic``, a directory path, ``hf:<dataset_id>``.
             panel: language panel (name under configs/panels or a YAML path); gives codes and buckets.
             languages: ISO 639-3 codes to train on (default: the panel's languages that have text).
             tokenizer: tokenizer directory; ``None`` fits one in ``prepare_data`` into
@@ -316,12 +314,6 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             seed: seed of the sampling stream.
             num_workers: DataLoader worker processes.
             steps_per_epoch: training batches per epoch (the sampler is infinite).
-            synthetic_seed: seed of the generated synthetic panel (corpus ``synthetic``).
-            synthetic_scale: corpus size multiplier of the synthetic panel.
-            hub_config: hub dataset config per language, ``{code}`` is replaced by the language code
-                (``""`` = no config).
-            hub_split: hub dataset split to read.
-            text_column: the text column of hub datasets.
         """
         super().__init__()
         self.save_hyperparameters(logger=False)  # the CLI logs the whole resolved config
@@ -336,7 +328,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             raise XltError(f"num_workers {num_workers} must be >= 0")
         if alpha < 0:
             raise XltError(f"alpha {alpha} must be >= 0 (1 = proportional to corpus size, 0 = uniform)")
-        self.corpus, self.block_size, self.batch_size = corpus, int(block_size), int(batch_size)
+        self.block_size, self.batch_size = int(block_size), int(batch_size)
         self.alpha, self.oversampling = float(alpha), dict(oversampling or {})
         self.val_blocks_per_language, self.seed = int(val_blocks_per_language), int(seed)
         self.num_workers, self.steps_per_epoch = int(num_workers), int(steps_per_epoch)
@@ -346,23 +338,12 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         self.tokenizer_fit = tokenizer_fit
         if tokenizer_fit is not None:  # checkpoints hold plain types (they load with weights_only=True)
             self.hparams["tokenizer_fit"] = dataclasses.asdict(tokenizer_fit)
-        self.synthetic_seed, self.synthetic_scale = int(synthetic_seed), float(synthetic_scale)
-        self.hub_config, self.hub_split, self.text_column = hub_config, hub_split, text_column
+        if isinstance(corpus, TextSource):  # checkpoints hold plain types (they load with weights_only=True)
+            self.hparams["corpus"] = corpus.config()
         self.cache_root = Path(cache_dir)
         self.panel: Panel = load_panel(panel)
-
-        if corpus == "synthetic":
-            self._kind = "synthetic"
-        elif corpus.startswith("hf:"):
-            self._kind = "hf"
-            self._hub_id = corpus[3:].strip()
-            if not self._hub_id:
-                raise XltError(f"corpus '{corpus}' names no dataset — use hf:<dataset_id>")
-        else:
-            self._kind = "dir"
-            if not Path(corpus).is_dir():
-                raise XltError(f"corpus directory {corpus} not found — give a directory of <code>.txt files, "
-                               "'synthetic' or 'hf:<dataset_id>'")
+        self.corpus: TextSource = as_text_source(corpus, cache_dir)  # a source without a cache uses cache_dir
+        self.corpus.check()  # the source exists (a corpus directory is there); nothing is read
 
         if languages is not None:
             if not languages:
@@ -372,16 +353,12 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             if len(set(languages)) != len(languages):
                 raise XltError(f"languages {languages} lists a language more than once")
             codes = list(languages)
-            if self._kind == "dir":
-                for code in codes:
-                    self._text_file(code, required=True)
+            self.corpus.check(codes)  # cheap: each language has text (a file-backed source: its file exists)
         else:
-            codes = self.panel.codes
-            if self._kind == "dir":
-                codes = [c for c in codes if self._text_file(c) is not None]
-                if not codes:
-                    raise XltError(f"corpus directory {corpus} has no <code>.txt file for any language of "
-                                   f"panel '{self.panel.name}' ({', '.join(self.panel.codes)})")
+            codes = self.corpus.languages(self.panel.codes)
+            if not codes:
+                raise XltError(f"{self.corpus} has no <code>.txt file for any language of panel "
+                               f"'{self.panel.name}' ({', '.join(self.panel.codes)})")
         self.language_codes: list[str] = codes
         self._buckets = {c: self.panel.get(c).bucket for c in codes}
         resolve_factors(codes, self.oversampling, self._buckets)  # validate keys and factors now
@@ -393,7 +370,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             self.tokenizer_dir: str = str(tokenizer)
             self._fit_tokenizer = False
         else:
-            key = {"corpus": self._corpus_identity(), "languages": sorted(codes),
+            key = {"corpus": self.corpus.identity(codes), "languages": sorted(codes),
                    "vocab_size": self.tokenizer_vocab_size, "fit_seed": TOKENIZER_FIT_SEED}
             if tokenizer_fit is not None and tokenizer_fit.identity() != VocabularyConfig().identity():
                 tokenizer_fit.check("data.tokenizer_fit.")
@@ -409,81 +386,11 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         self._pending_state: dict[str, Any] | None = None
         self._rank, self._world_size = 0, 1
 
-    # ------------------------------------------------------------------------------------------ sources
-    @property
-    def synthetic_dir(self) -> Path:
-        """Where the synthetic panel is generated (corpus ``synthetic``)."""
-        return cached_panel_dir(self.cache_root, self.synthetic_seed, self.synthetic_scale)
-
-    def _text_dir(self) -> Path:
-        return self.synthetic_dir / "mlm" if self._kind == "synthetic" else Path(self.corpus)
-
-    def _text_file(self, code: str, required: bool = False) -> Path | None:
-        base = self._text_dir()
-        for path in (base / f"{code}.txt", base / "mlm" / f"{code}.txt"):
-            if path.is_file():
-                return path
-        if required:
-            raise XltError(f"corpus file {base / f'{code}.txt'} for language '{code}' not found — add it "
-                           "(one sentence per line) or drop the language from data.languages")
-        return None
-
-    def _corpus_identity(self) -> dict[str, Any]:
-        """What the corpus is, cheaply (no reading): decides the cached tokenizer's directory."""
-        if self._kind == "synthetic":
-            return {"kind": "synthetic", "seed": self.synthetic_seed, "scale": self.synthetic_scale}
-        if self._kind == "hf":
-            return {"kind": "hf", "id": self._hub_id, "config": self.hub_config, "split": self.hub_split,
-                    "column": self.text_column}
-        files = {}
-        for code in self.language_codes:
-            path = self._text_file(code, required=True)
-            stat = path.stat()
-            files[code] = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-        return {"kind": "dir", "files": files}
-
-    def _source_identity(self, code: str) -> dict[str, Any]:
-        if self._kind == "hf":
-            return {"kind": "hf", "id": self._hub_id, "config": self._hub_config_name(code),
-                    "split": self.hub_split, "column": self.text_column}
-        path = self._text_file(code, required=True)
-        stat = path.stat()
-        return {"kind": "file", "path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
-
-    def _hub_config_name(self, code: str) -> str | None:
-        return self.hub_config.format(code=code) if self.hub_config else None
-
-    def _text_column_of(self) -> str:
-        return self.text_column if self._kind == "hf" else "text"
-
-    def _load_text(self, code: str):
-        """The language's text as a ``datasets.Dataset`` (one row per line / record)."""
-        import datasets
-
-        hf_cache = str(self.cache_root / "hf")
-        if self._kind == "hf":
-            name = self._hub_config_name(code)
-            try:
-                ds = _load_hub_dataset(self._hub_id, name, self.hub_split, hf_cache)
-            except Exception as exc:  # any loading failure is a user-facing error
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise XltError(f"hub dataset {self._hub_id} (config {name!r}, split {self.hub_split!r}) for "
-                               f"language '{code}' could not be loaded: {first} — check data.corpus and "
-                               "data.hub_config") from None
-            if self.text_column not in ds.column_names:
-                raise XltError(f"hub dataset {self._hub_id} for language '{code}' has no column "
-                               f"'{self.text_column}' (columns: {', '.join(ds.column_names)}) — set "
-                               "data.text_column")
-            return ds
-        path = self._text_file(code, required=True)  # read by check_inputs before any language was loaded
-        return datasets.load_dataset("text", data_files={"train": str(path)}, split="train",
-                                     cache_dir=hf_cache)
-
     # ------------------------------------------------------------------------------------------ caching
     def _cache_paths(self, tokenizer_key: str) -> dict[str, tuple[Path, Path]]:
         paths = {}
         for code in self.language_codes:
-            token_fp = _digest({"source": self._source_identity(code), "tokenizer": tokenizer_key,
+            token_fp = _digest({"source": self.corpus.language_identity(code), "tokenizer": tokenizer_key,
                                 "pipeline": PIPELINE_VERSION})
             block_fp = _digest({"tokens": token_fp, "block_size": self.block_size})
             paths[code] = (self.cache_root / "tokenized" / f"{code}-{token_fp}.arrow",
@@ -497,31 +404,29 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         """The packed block files if the tokenizer exists (they may not exist yet)."""
         if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():
             return None
-        if self._kind == "synthetic" and not (self.synthetic_dir / "mlm").is_dir():
+        if not self.corpus.prepared:  # e.g. the synthetic panel is not generated yet
             return None
         return {code: blocks for code, (_, blocks) in self._cache_paths(self._tokenizer_key()).items()}
 
     def check_inputs(self) -> None:
         """Read every local corpus file once (missing, empty, non-UTF-8 → :class:`XltError` naming the file and
         line) unless its blocks are cached already; the CLI calls this before any logger or cache is created, and
-        ``prepare_data`` before the first language is loaded, so a bad file leaves nothing behind."""
-        if self._kind != "dir":
-            return
+        ``prepare_data`` before the first language is loaded, so a bad file leaves nothing behind. (The synthetic
+        panel is generated, not read here; a hub dataset is checked when it is loaded.)"""
         block_paths = self._block_paths()
         if block_paths is not None and all(p.is_file() for p in block_paths.values()):
             return  # the cache key holds each file's size and mtime: these files were read before
-        for code in self.language_codes:
-            scan_text_file(self._text_file(code, required=True), code)
+        self.corpus.check(self.language_codes, read=True)
 
     def prepare_data(self) -> None:
         """Generate / load the text, fit the tokenizer if needed, tokenize and pack (all cached)."""
-        if self._kind == "synthetic":
-            self._generate_synthetic()
+        self.corpus.prepare()  # the synthetic panel: generated once into its cache
         block_paths = self._block_paths()
         if block_paths is not None and all(p.is_file() for p in block_paths.values()):
             return  # everything cached: nothing is read or tokenized
         self.check_inputs()
-        texts = {code: self._load_text(code) for code in self.language_codes}
+        hf_cache = self.cache_root / "hf"
+        texts = {code: self.corpus.dataset(code, hf_cache) for code in self.language_codes}
         if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():
             if not self._fit_tokenizer:
                 raise XltError(f"tokenizer directory {self.tokenizer_dir} has no {MODEL_FILE}")
@@ -529,8 +434,8 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             try:
                 fit_tokenizer_from_datasets(
                     texts, self.tokenizer_dir, self.tokenizer_vocab_size, seed=TOKENIZER_FIT_SEED,
-                    text_column=self._text_column_of(),
-                    describe={c: json.dumps(self._source_identity(c)) for c in texts},
+                    text_column=self.corpus.column,
+                    describe={c: json.dumps(self.corpus.language_identity(c)) for c in texts},
                     vocabulary=self.tokenizer_fit, panel=self.panel,
                 )
             except XltError:
@@ -550,7 +455,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         import datasets
 
         token_path.parent.mkdir(parents=True, exist_ok=True)
-        column = self._text_column_of()
+        column = self.corpus.column
         features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32"))})
         tokenized = text.map(
             _TokenizeFn(tokenizer, code, column), batched=True, batch_size=1000,
@@ -558,17 +463,9 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             new_fingerprint=token_path.stem.split("-", 1)[1], features=features, desc=f"tokenizing {code}",
         )
         if len(tokenized) == 0:
-            raise XltError(f"corpus for language '{code}' ({self._describe(code)}) has no text — add text or "
+            raise XltError(f"corpus for language '{code}' ({self.corpus.describe(code)}) has no text — add text or "
                            "drop the language from data.languages")
         return tokenized
-
-    def _describe(self, code: str) -> str:
-        if self._kind == "hf":
-            return f"{self._hub_id} config {self._hub_config_name(code)!r}"
-        return str(self._text_file(code))
-
-    def _generate_synthetic(self) -> None:
-        cached_panel(self.cache_root, self.synthetic_seed, self.synthetic_scale)
 
     # ------------------------------------------------------------------------------------------ setup
     def _open_blocks(self) -> dict[str, Path]:
@@ -584,7 +481,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             if n <= self.val_blocks_per_language:
                 raise XltError(
                     f"language '{code}' has only {n} blocks of {self.block_size} tokens "
-                    f"({self._describe(code)}) — need more than val_blocks_per_language="
+                    f"({self.corpus.describe(code)}) — need more than val_blocks_per_language="
                     f"{self.val_blocks_per_language}: add text, lower data.block_size or "
                     "data.val_blocks_per_language, or drop the language")
         return paths
@@ -695,9 +592,3 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         self._progress.resume_batch = int(state["consumed_batches"])
         self._progress.yielded = self._progress.resume_batch
 
-
-def _load_hub_dataset(dataset_id: str, config: str | None, split: str, cache_dir: str):
-    """``datasets.load_dataset`` for one language (a seam for tests)."""
-    import datasets
-
-    return datasets.load_dataset(dataset_id, config, split=split, cache_dir=cache_dir)

@@ -1,0 +1,402 @@
+"""Text sources: where the text of each language comes from, as objects injected into the data modules.
+
+A source answers four questions about its text, cheaply and without reading more than it has to:
+
+* **which languages** it has text for (:meth:`TextSource.languages`);
+* **the text** of a language: a file path for file-backed sources (:meth:`TextSource.text_file`) and, for every
+  source, a ``datasets.Dataset`` whose :attr:`TextSource.column` holds one sentence / record per row
+  (:meth:`TextSource.dataset`);
+* **whether its inputs are usable** (:meth:`TextSource.check`: existence by default; ``read=True`` also reads
+  every local file once, failing on an empty or non-UTF-8 file with its name and line);
+* **what it is** for cache keys (:meth:`TextSource.identity` of the whole corpus, decides the fitted tokenizer's
+  directory; :meth:`TextSource.language_identity` of one language, decides its tokenized and packed files).
+
+:meth:`TextSource.prepare` makes the text available (the synthetic panel is generated once, into its cache).
+
+The sources:
+
+    SyntheticPanel(seed, scale, cache_dir)       the built-in synthetic panel's ``mlm/<code>.txt``
+    TextDirectory(path)                          ``<path>/<code>.txt`` or ``<path>/mlm/<code>.txt``
+    HubText(dataset, config, split, column)      a Hugging Face hub dataset, one config per language
+
+In a LightningCLI config a source is written as an object (``corpus: {class_path: xlt.sources.SyntheticPanel,
+init_args: {seed: 0, scale: 1.0}}``); the short strings of the command line stay accepted and are turned into
+objects by :func:`as_text_source`: ``synthetic``, a directory path, ``hf:<dataset_id>``.
+
+:func:`find_text_file` and :func:`list_text_files` are the one home of ``<code>.txt`` discovery in a directory.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xlt.errors import XltError
+from xlt.synthetic import SPECS, cached_panel, cached_panel_dir
+from xlt.tokenization.sampling import scan_text_file
+
+__all__ = ["HubText", "SyntheticPanel", "TextDirectory", "TextSource", "as_text_source", "find_text_file",
+           "list_text_files"]
+
+
+# ---------------------------------------------------------------------------------------------- discovery
+def find_text_file(directory: str | Path, code: str) -> Path | None:
+    """The text file of language ``code`` in ``directory``: ``<directory>/<code>.txt``, else
+    ``<directory>/mlm/<code>.txt`` (the synthetic panel's layout); ``None`` when neither is a file."""
+    root = Path(directory)
+    return next((p for p in (root / f"{code}.txt", root / "mlm" / f"{code}.txt") if p.is_file()), None)
+
+
+def list_text_files(directory: str | Path) -> dict[str, Path]:
+    """Every ``<code>.txt`` of a directory, by code (sorted by file name): those of ``<directory>/mlm`` when that
+    folder exists (the synthetic panel's layout), else those of ``<directory>`` itself."""
+    root = Path(directory)
+    base = root / "mlm" if (root / "mlm").is_dir() else root
+    return {p.stem: p for p in sorted(base.glob("*.txt")) if p.is_file()}
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"kind": "file", "path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+
+
+# ---------------------------------------------------------------------------------------------- base
+class TextSource(ABC):
+    """Where the text of each language comes from (subclass it to add a source; see the module docstring).
+
+    Sources are small, cheap objects: constructing one reads nothing. Their constructor arguments are plain
+    values (so a LightningCLI config writes them as ``class_path`` / ``init_args``), and :meth:`config` gives them
+    back in that form.
+    """
+
+    column: str = "text"
+    """The column of :meth:`dataset` that holds the text."""
+
+    @abstractmethod
+    def _init_args(self) -> dict[str, Any]:
+        """The constructor arguments, as plain values."""
+
+    def config(self) -> dict[str, Any]:
+        """``{"class_path": ..., "init_args": {...}}`` of this source (plain types, e.g. for checkpoints)."""
+        cls = type(self)
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": self._init_args()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._init_args().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._init_args() == self._init_args()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(self._init_args().items()))))
+
+    def with_cache_dir(self, cache_dir: str | Path) -> TextSource:
+        """This source with ``cache_dir`` as its default cache (where a source without one keeps what it makes)."""
+        return self
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the text is at hand without :meth:`prepare` (so :meth:`language_identity` can be stated)."""
+        return True
+
+    def prepare(self) -> None:
+        """Make the text available (generate it, …); cheap when it is available already."""
+        return  # nothing to make by default
+
+    @abstractmethod
+    def languages(self, candidates: Sequence[str] | None = None) -> list[str]:
+        """The languages of ``candidates`` (in their order) that this source has text for; without candidates,
+        every language it has text for."""
+
+    @abstractmethod
+    def check(self, languages: Sequence[str] = (), *, read: bool = False) -> None:
+        """Raise :class:`XltError` naming the culprit unless the source exists and has text for each of
+        ``languages``. Cheap by default (existence only); ``read=True`` also reads every local text file once
+        (empty or non-UTF-8 files fail with their name and line)."""
+
+    def text_file(self, code: str, required: bool = False) -> Path | None:
+        """The local text file of language ``code`` (one sentence per line); ``None`` when the source has no file
+        for it (or is not file-backed); ``required`` raises :class:`XltError` instead."""
+        if required:
+            raise XltError(f"{self} has no local text file for language '{code}'")
+        return None
+
+    def dataset(self, code: str, cache_dir: str | Path) -> Any:
+        """Language ``code``'s text as a ``datasets.Dataset`` (one row per line / record; the text in
+        :attr:`column`); ``cache_dir`` is the ``datasets`` cache."""
+        import datasets
+
+        path = self.text_file(code, required=True)
+        return datasets.load_dataset("text", data_files={"train": str(path)}, split="train",
+                                     cache_dir=str(cache_dir))
+
+    @abstractmethod
+    def identity(self, languages: Sequence[str]) -> dict[str, Any]:
+        """What the corpus of ``languages`` is, cheaply (no reading): part of the fitted tokenizer's cache key."""
+
+    def language_identity(self, code: str) -> dict[str, Any]:
+        """What language ``code``'s text is, cheaply: part of its tokenized / packed files' cache key (a local file:
+        its resolved path, size and modification time)."""
+        path = self.text_file(code, required=True)
+        assert path is not None
+        return _file_identity(path)
+
+    def describe(self, code: str) -> str:
+        """Language ``code``'s text in a message (a file path, a dataset and config)."""
+        return str(self.text_file(code))
+
+
+# ---------------------------------------------------------------------------------------------- local files
+class _FileSource(TextSource):
+    """Text in ``<code>.txt`` files (one sentence per line) under :meth:`directory`."""
+
+    @abstractmethod
+    def directory(self) -> Path:
+        """The folder of the ``<code>.txt`` files."""
+
+    def text_file(self, code: str, required: bool = False) -> Path | None:
+        """``<directory>/<code>.txt`` or ``<directory>/mlm/<code>.txt``; ``required`` raises :class:`XltError`
+        naming the file when neither exists."""
+        base = self.directory()
+        path = find_text_file(base, code)
+        if path is None and required:
+            raise XltError(f"corpus file {base / f'{code}.txt'} for language '{code}' not found — add it "
+                           "(one sentence per line) or drop the language from data.languages")
+        return path
+
+    def check(self, languages: Sequence[str] = (), *, read: bool = False) -> None:
+        """Each language has a file; ``read=True`` reads each once (missing, empty, non-UTF-8 → :class:`XltError`
+        naming the file and line)."""
+        for code in languages:
+            path = self.text_file(code, required=True)
+            if read:
+                scan_text_file(path, code)
+
+
+class TextDirectory(_FileSource):
+    """A directory of ``<code>.txt`` files, one sentence per line (``<path>/mlm/<code>.txt`` also works)."""
+
+    def __init__(self, path: str) -> None:
+        """A local corpus directory; nothing is read here.
+
+        Args:
+            path: the directory holding ``<code>.txt`` (ISO 639-3 code, UTF-8, one sentence per line), or an
+                ``mlm/`` folder of them.
+        """
+        self.path = str(path)
+
+    def _init_args(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __str__(self) -> str:
+        return f"corpus directory {self.path}"
+
+    def directory(self) -> Path:
+        """The directory given (``<code>.txt`` are looked up in it, then in its ``mlm/``)."""
+        return Path(self.path)
+
+    def _require_directory(self) -> None:
+        if not Path(self.path).is_dir():
+            raise XltError(f"corpus directory {self.path} not found — give a directory of <code>.txt files, "
+                           "'synthetic' or 'hf:<dataset_id>'")
+
+    def languages(self, candidates: Sequence[str] | None = None) -> list[str]:
+        """The candidates that have a ``<code>.txt``; without candidates every ``<code>.txt``
+        (:func:`list_text_files`)."""
+        self._require_directory()
+        if candidates is None:
+            return list(list_text_files(self.path))
+        return [code for code in candidates if self.text_file(code) is not None]
+
+    def check(self, languages: Sequence[str] = (), *, read: bool = False) -> None:
+        """The directory exists and each language has a file; ``read=True`` reads each once (empty, non-UTF-8 →
+        :class:`XltError` naming the file and line)."""
+        self._require_directory()
+        super().check(languages, read=read)
+
+    def identity(self, languages: Sequence[str]) -> dict[str, Any]:
+        """``{"kind": "dir", "files": {code: [resolved path, size, mtime_ns]}}``."""
+        files = {}
+        for code in languages:
+            f = self.language_identity(code)
+            files[code] = [f["path"], f["size"], f["mtime"]]
+        return {"kind": "dir", "files": files}
+
+
+class SyntheticPanel(_FileSource):
+    """The built-in synthetic language panel (:mod:`xlt.synthetic`), generated once into a cache and reused."""
+
+    def __init__(self, seed: int = 0, scale: float = 1.0, cache_dir: str | None = None) -> None:
+        """The synthetic panel of ``(seed, scale)``; nothing is generated here.
+
+        Args:
+            seed: seed of the generated panel (its output is a pure function of seed and scale).
+            scale: corpus size multiplier (1.0: 20000 / 8000 / 3000 / 1000 sentences for high / mid / low / tail
+                languages).
+            cache_dir: where the panel is generated (``<cache_dir>/synthetic-seed<seed>-scale<scale>``);
+                ``None``: the data module's ``cache_dir``.
+        """
+        self.seed, self.scale = int(seed), float(scale)
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+
+    def _init_args(self) -> dict[str, Any]:
+        return {"seed": self.seed, "scale": self.scale, "cache_dir": self.cache_dir}
+
+    def __str__(self) -> str:
+        return f"synthetic panel (seed {self.seed}, scale {self.scale:g})"
+
+    def with_cache_dir(self, cache_dir: str | Path) -> SyntheticPanel:
+        """This panel, cached under ``cache_dir`` unless it names its own ``cache_dir``."""
+        if self.cache_dir is not None:
+            return self
+        return SyntheticPanel(self.seed, self.scale, str(cache_dir))
+
+    @property
+    def panel_dir(self) -> Path:
+        """Where the panel is generated (``<cache_dir>/synthetic-seed<seed>-scale<scale>``; may not exist yet)."""
+        if self.cache_dir is None:
+            raise XltError("the synthetic panel has no cache_dir — set corpus.init_args.cache_dir")
+        return cached_panel_dir(self.cache_dir, self.seed, self.scale)
+
+    def directory(self) -> Path:
+        """The panel's ``mlm/`` folder."""
+        return self.panel_dir / "mlm"
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the panel's text has been generated."""
+        return self.directory().is_dir()
+
+    def prepare(self) -> None:
+        """Generate the panel unless it is cached (:func:`xlt.synthetic.cached_panel`)."""
+        if self.cache_dir is None:
+            raise XltError("the synthetic panel has no cache_dir — set corpus.init_args.cache_dir")
+        cached_panel(self.cache_dir, self.seed, self.scale)
+
+    def languages(self, candidates: Sequence[str] | None = None) -> list[str]:
+        """The candidates as given (the panel generates text for the languages its panel lists); without
+        candidates, the generator's languages."""
+        return [spec.code for spec in SPECS] if candidates is None else list(candidates)
+
+    def check(self, languages: Sequence[str] = (), *, read: bool = False) -> None:
+        """Nothing to check: the text is generated by :meth:`prepare`."""
+
+    def identity(self, languages: Sequence[str]) -> dict[str, Any]:
+        """``{"kind": "synthetic", "seed": ..., "scale": ...}`` (the panel is a pure function of both)."""
+        return {"kind": "synthetic", "seed": self.seed, "scale": self.scale}
+
+
+# ---------------------------------------------------------------------------------------------- hub
+class HubText(TextSource):
+    """A Hugging Face hub dataset (Parquet / JSON / CSV; datasets 5 runs no loading scripts), one config per
+    language."""
+
+    def __init__(self, dataset: str, config: str = "{code}", split: str = "train", column: str = "text") -> None:
+        """A hub dataset; nothing is downloaded here.
+
+        Args:
+            dataset: the dataset id, e.g. ``org/name`` (or a local dataset directory ``load_dataset`` reads).
+            config: the config of a language; ``{code}`` is replaced by the ISO 639-3 code (``""``: no config).
+            split: the split to read.
+            column: the column holding the text.
+        """
+        if not str(dataset).strip():
+            raise XltError("HubText names no dataset — give dataset: <dataset_id>")
+        self.dataset_id, self.config_template = str(dataset).strip(), config
+        self.split, self.column = split, column
+
+    def _init_args(self) -> dict[str, Any]:
+        return {"dataset": self.dataset_id, "config": self.config_template, "split": self.split,
+                "column": self.column}
+
+    def __str__(self) -> str:
+        return f"hub dataset {self.dataset_id}"
+
+    def config_name(self, code: str) -> str | None:
+        """The dataset config of language ``code`` (``None``: no config)."""
+        return self.config_template.format(code=code) if self.config_template else None
+
+    def languages(self, candidates: Sequence[str] | None = None) -> list[str]:
+        """The candidates as given (a hub dataset's configs are not listed without a download)."""
+        if candidates is None:
+            raise XltError(f"hub dataset {self.dataset_id} cannot list its languages — give the languages")
+        return list(candidates)
+
+    def check(self, languages: Sequence[str] = (), *, read: bool = False) -> None:
+        """Nothing is checked before loading (that would download): :meth:`dataset` names what fails."""
+
+    def dataset(self, code: str, cache_dir: str | Path) -> Any:
+        """``load_dataset(dataset, config, split)`` for language ``code``; a failure, or a missing text column,
+        is an :class:`XltError` naming the dataset, config and language."""
+        name = self.config_name(code)
+        try:
+            ds = _load_hub_dataset(self.dataset_id, name, self.split, str(cache_dir))
+        except Exception as exc:  # any loading failure is a user-facing error
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise XltError(f"hub dataset {self.dataset_id} (config {name!r}, split {self.split!r}) for language "
+                           f"'{code}' could not be loaded: {first} — check the corpus's dataset and config") from None
+        if self.column not in ds.column_names:
+            raise XltError(f"hub dataset {self.dataset_id} for language '{code}' has no column '{self.column}' "
+                           f"(columns: {', '.join(ds.column_names)}) — set the corpus's column")
+        return ds
+
+    def identity(self, languages: Sequence[str]) -> dict[str, Any]:
+        """``{"kind": "hf", "id", "config" (the template), "split", "column"}``."""
+        return {"kind": "hf", "id": self.dataset_id, "config": self.config_template, "split": self.split,
+                "column": self.column}
+
+    def language_identity(self, code: str) -> dict[str, Any]:
+        """``{"kind": "hf", "id", "config" (the language's), "split", "column"}``."""
+        return {"kind": "hf", "id": self.dataset_id, "config": self.config_name(code), "split": self.split,
+                "column": self.column}
+
+    def describe(self, code: str) -> str:
+        """``<dataset> config '<config>'``."""
+        return f"{self.dataset_id} config {self.config_name(code)!r}"
+
+
+def _load_hub_dataset(dataset_id: str, config: str | None, split: str, cache_dir: str) -> Any:
+    """``datasets.load_dataset`` for one language (a seam for tests)."""
+    import datasets
+
+    return datasets.load_dataset(dataset_id, config, split=split, cache_dir=cache_dir)
+
+
+# ---------------------------------------------------------------------------------------------- shorthand
+_CLASSES = {cls.__name__: cls for cls in (SyntheticPanel, TextDirectory, HubText)}
+
+
+def as_text_source(value: TextSource | str | Mapping[str, Any], cache_dir: str | Path) -> TextSource:
+    """A text source from what a user wrote, with ``cache_dir`` as the default cache of sources without one.
+
+    Accepts a :class:`TextSource`; the shorthand strings ``synthetic`` (:class:`SyntheticPanel` with seed 0,
+    scale 1.0), ``hf:<dataset_id>`` (:class:`HubText` with its defaults) and any other string as a directory
+    (:class:`TextDirectory`); or a ``{"class_path", "init_args"}`` mapping (as :meth:`TextSource.config` writes,
+    e.g. from a checkpoint's hyperparameters).
+    """
+    if isinstance(value, TextSource):
+        source = value
+    elif isinstance(value, Mapping):
+        class_path = str(value.get("class_path", ""))
+        cls = _CLASSES.get(class_path.rsplit(".", 1)[-1])
+        if cls is None or class_path not in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
+            raise XltError(f"corpus class_path {class_path!r} is not a text source — use one of "
+                           + ", ".join(f"{__name__}.{name}" for name in _CLASSES))
+        source = cls(**dict(value.get("init_args") or {}))
+    elif isinstance(value, str | Path):
+        text = str(value)
+        if text == "synthetic":
+            source = SyntheticPanel()
+        elif text.startswith("hf:"):
+            if not text[3:].strip():
+                raise XltError(f"corpus '{text}' names no dataset — use hf:<dataset_id>")
+            source = HubText(text[3:].strip())
+        else:
+            source = TextDirectory(text)
+    else:
+        raise XltError(f"corpus {value!r} is not a text source — give 'synthetic', a directory of <code>.txt "
+                       "files, 'hf:<dataset_id>' or a class_path of xlt.sources")
+    return source.with_cache_dir(cache_dir)
