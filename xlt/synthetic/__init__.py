@@ -25,7 +25,7 @@ Because the meaning is shared, every realisation carries gold annotations: UPOS,
 entity tags and answer spans; and meaning-level operations give labelled pairs (NLI: dropping or adding
 a modifier under the premise's polarity, negation, antonyms, changed arguments; PAWS: fronting and
 adjective reordering vs. swapped roles). :func:`generate_panel` writes everything in the real formats
-that :mod:`xlt.datamodules.readers` parses::
+that :mod:`xlt.formats` parses::
 
     panel.yaml                                    the panel (== configs/panels/synthetic.yaml)
     manifest.json                                 seed, scale, generator version, counts per file
