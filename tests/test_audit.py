@@ -12,6 +12,7 @@ from sentencepiece import sentencepiece_model_pb2 as pb
 from xlt.errors import XltError
 from xlt.formats import read_conllu
 from xlt.languages import load_panel
+from xlt.sources import HubText, SyntheticPanel, TextDirectory
 from xlt.tokenization.audit import METRICS, audit_tokenizer, audit_tokenizers, char_script
 from xlt.tokenization.audit_command import audit_command, discover_texts, discover_ud
 from xlt.tokenization.audit_report import audit_metrics, read_audit_csv
@@ -264,7 +265,7 @@ def test_default_corpus_is_the_generated_synthetic_panel(tiny_tokenizer_dir: Pat
     panel_file = Path(__file__).resolve().parents[1] / "configs" / "panels" / "synthetic.yaml"
     rows = audit_command([str(tiny_tokenizer_dir)], panel=str(panel_file), languages=["qah", "qaa"],
                          sample_lines=25, out=str(tmp_path / "out"), mlflow=False, cache_dir=str(tmp_path / "cache"),
-                         synthetic_scale=0.05)
+                         corpus=SyntheticPanel(scale=0.05))
     assert [r.language for r in rows] == ["qah", "qaa"]
     assert (tmp_path / "cache" / "synthetic-seed0-scale0.05" / "mlm" / "qah.txt").is_file()
     ud = tmp_path / "cache" / "synthetic-seed0-scale0.05" / "ud"
@@ -273,6 +274,36 @@ def test_default_corpus_is_the_generated_synthetic_panel(tiny_tokenizer_dir: Pat
         sentences = [s for f in files for s in read_conllu(f)["tokens"]]
         assert len(read_conllu(files[0])["tokens"]) < 25 < len(sentences) and row.texts == 25, row.language
         assert row.gold_words == sum(len(s) for s in sentences[:25]), row.language
+
+
+def test_corpus_object_and_shorthand_forms(synthetic_dir: Path, tiny_tokenizer_dir: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    from xlt import sources
+    from xlt.cli import main
+
+    common = {"sample_lines": 30, "mlflow": False, "languages": ["qaa", "qah"]}
+    short = audit_command([str(tiny_tokenizer_dir)], corpus=str(synthetic_dir), out=str(tmp_path / "s"), **common)
+    obj = audit_command([str(tiny_tokenizer_dir)], corpus=TextDirectory(str(synthetic_dir)), out=str(tmp_path / "o"),
+                        **common)
+    assert obj == short and all(r.gold_fertility is not None for r in obj)  # panel.yaml and ud/ beside mlm/
+    main(["tokenizer", "audit", "--tokenizer", f"[{tiny_tokenizer_dir}]", "--corpus", "TextDirectory",
+          "--corpus.path", str(synthetic_dir), "--languages", "[qaa, qah]", "--sample_lines", "30",
+          "--out", str(tmp_path / "cli"), "--mlflow", "false"])
+    assert read_audit_csv(tmp_path / "cli" / "audit.csv") == short
+    # a hub dataset: the first N distinct rows of its text column (no UD unless --ud is given)
+    lines = {code: (synthetic_dir / "mlm" / f"{code}.txt").read_text(encoding="utf-8").splitlines()
+             for code in ("qaa", "qah")}
+    monkeypatch.setattr(sources, "_load_hub_dataset",
+                        lambda _id, config, _split, _cache: datasets.Dataset.from_dict({"text": lines[config]}))
+    hub = audit_command([str(tiny_tokenizer_dir)], corpus="hf:org/cc", panel="synthetic", out=str(tmp_path / "h"),
+                        cache_dir=str(tmp_path / "cache"), **common)
+    assert [(r.language, r.fertility, r.texts) for r in hub] == [(r.language, r.fertility, r.texts) for r in short]
+    assert all(r.gold_fertility is None for r in hub)
+    assert "text: hub dataset org/cc" in (tmp_path / "h" / "audit.md").read_text(encoding="utf-8")
+    with pytest.raises(XltError, match="hub dataset org/cc cannot list its languages — pass --languages or --panel"):
+        audit_command([str(tiny_tokenizer_dir)], corpus=HubText("org/cc"), out=str(tmp_path / "x"), mlflow=False)
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -148,6 +148,12 @@ class TextSource(ABC):
         """Language ``code``'s text in a message (a file path, a dataset and config)."""
         return str(self.text_file(code))
 
+    def local_dir(self) -> Path | None:
+        """The local folder the text comes in, with what lies beside it (a ``panel.yaml``, a ``ud/`` folder, …):
+        a corpus directory, the synthetic panel's directory (after :meth:`prepare`); ``None`` for a source whose
+        text is not in a local folder (a hub dataset: :meth:`dataset` gives its rows, :meth:`text_file` nothing)."""
+        return None
+
 
 # ---------------------------------------------------------------------------------------------- local files
 class _FileSource(TextSource):
@@ -156,6 +162,10 @@ class _FileSource(TextSource):
     @abstractmethod
     def directory(self) -> Path:
         """The folder of the ``<code>.txt`` files."""
+
+    def local_dir(self) -> Path | None:
+        """The folder of the ``<code>.txt`` files (:meth:`directory`)."""
+        return self.directory()
 
     def text_file(self, code: str, required: bool = False) -> Path | None:
         """``<directory>/<code>.txt`` or ``<directory>/mlm/<code>.txt``; ``required`` raises :class:`XltError`
@@ -264,6 +274,10 @@ class SyntheticPanel(_FileSource):
     def directory(self) -> Path:
         """The panel's ``mlm/`` folder."""
         return self.panel_dir / "mlm"
+
+    def local_dir(self) -> Path:
+        """The panel's directory (:attr:`panel_dir`: ``panel.yaml``, ``mlm/``, ``ud/``, the task folders)."""
+        return self.panel_dir
 
     @property
     def prepared(self) -> bool:

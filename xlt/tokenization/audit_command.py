@@ -1,10 +1,11 @@
 """``xlt tokenizer audit``: the fixed text sample of each language, then the audit, its files and MLflow run.
 
-:func:`discover_texts` and :func:`discover_ud` find per-language text (``<code>.txt``, the synthetic panel's
-``mlm/``, Tatoeba pairs) and CoNLL-U files; the sample is the first N distinct non-blank lines (and N UD
-sentences' gold words) per language. :func:`audit_command` is the typed function behind the command (its
-docstring is the ``--help``): it computes the rows (:func:`xlt.tokenization.audit.audit_tokenizers`) and
-writes and logs them (:mod:`xlt.tokenization.audit_report`).
+:func:`discover_texts` and :func:`discover_ud` find per-language text of a local folder (``<code>.txt`` and the
+synthetic panel's ``mlm/`` through :func:`xlt.sources.list_text_files`, Tatoeba pairs) and CoNLL-U files; the
+corpus is a text source (:mod:`xlt.sources`; a hub dataset gives its rows). The sample is the first N distinct
+non-blank lines (and N UD sentences' gold words) per language. :func:`audit_command` is the typed function behind
+the command (its docstring is the ``--help``): it computes the rows (:func:`xlt.tokenization.audit.audit_tokenizers`)
+and writes and logs them (:mod:`xlt.tokenization.audit_report`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from xlt.errors import XltError
 from xlt.languages import load_panel, to_iso639_3
+from xlt.sources import TextSource, as_text_source, list_text_files
 from xlt.tokenization.audit import UNSAFE_NAME, AuditRow, audit_tokenizers, check_code
 from xlt.tokenization.audit_report import MARKDOWN_FILE, log_audit_to_mlflow, write_audit
 
@@ -40,9 +42,8 @@ def discover_texts(corpus: str | Path) -> dict[str, list[Path]]:
     if not root.is_dir():
         raise XltError(f"corpus {root} is a file — give a directory of <code>.txt files")
     found: dict[str, list[Path]] = {}
-    text_dir = root / "mlm" if (root / "mlm").is_dir() else root
-    for path in sorted(text_dir.glob("*.txt")):
-        found.setdefault(to_iso639_3(path.stem), []).append(path)
+    for code, path in list_text_files(root).items():
+        found.setdefault(to_iso639_3(code), []).append(path)
     for directory in (root, root / "tatoeba"):
         if not directory.is_dir():
             continue
@@ -85,6 +86,21 @@ def _read_sample(paths: Sequence[Path], lang: str, limit: int) -> list[str]:
     if not seen:
         raise XltError(f"corpus file(s) {', '.join(map(str, paths))} for language '{lang}' are empty — "
                        "add text (one sentence per line) or drop the language")
+    return list(seen)
+
+
+def _dataset_sample(source: TextSource, lang: str, limit: int, cache_dir: Path) -> list[str]:
+    """The first ``limit`` distinct non-blank rows of a dataset source's language (in order)."""
+    seen: dict[str, None] = {}
+    for row in source.dataset(lang, cache_dir):
+        text = str(row[source.column] or "").strip().removeprefix("\ufeff")
+        if text:
+            seen[text] = None
+            if len(seen) >= limit:
+                break
+    if not seen:
+        raise XltError(f"{source.describe(lang)} for language '{lang}' has no text — check the corpus or drop "
+                       "the language")
     return list(seen)
 
 
@@ -135,12 +151,11 @@ def _tokenizer_names(paths: Sequence[str]) -> list[str]:
     return names
 
 
-def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic", panel: str | None = None,
-                  ud: str | None = None, languages: list[str] | None = None, sample_lines: int = 1000,
-                  out: str = "runs/audit", experiment_name: str = "tokenizer-audit",
+def audit_command(tokenizer: list[str] | None = None, corpus: TextSource | str = "synthetic",
+                  panel: str | None = None, ud: str | None = None, languages: list[str] | None = None,
+                  sample_lines: int = 1000, out: str = "runs/audit", experiment_name: str = "tokenizer-audit",
                   tracking_uri: str | None = None, mlflow: bool = True, run_name: str | None = None,
-                  overwrite: bool = False, cache_dir: str = "runs/cache", synthetic_seed: int = 0,
-                  synthetic_scale: float = 1.0) -> list[AuditRow]:
+                  overwrite: bool = False, cache_dir: str = "runs/cache") -> list[AuditRow]:
     """Audit tokenizers side by side: a table (Markdown + CSV) and fertility plots in ``out``, logged to MLflow.
 
     Example: ``xlt tokenizer audit --tokenizer '[runs/tok_a, runs/tok_d]' --panel configs/panels/synthetic.yaml``.
@@ -150,9 +165,14 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
     Args:
         tokenizer: Tokenizer directories (required; a list such as ``'[runs/tok_a, runs/tok_d]'``); each is named
             after its directory.
-        corpus: Text per language: ``synthetic`` (the synthetic panel, generated into ``cache_dir`` once) or
-            a directory of ``<code>.txt`` files (``<dir>/mlm/<code>.txt`` and Tatoeba
-            ``tatoeba.<x>-eng.<x>`` files in ``<dir>`` or ``<dir>/tatoeba`` work too).
+        corpus: Text per language, a text source (xlt.sources), as for ``xlt tokenizer fit``:
+            ``xlt.sources.SyntheticPanel`` (``seed``, ``scale``: the synthetic panel, generated into
+            ``cache_dir`` once; ``--corpus SyntheticPanel --corpus.scale 0.5``, or ``--corpus.init_args.scale 0.5``
+            over a config that gives the object), ``xlt.sources.TextDirectory`` (``path``: a
+            directory of ``<code>.txt`` files; ``<dir>/mlm/<code>.txt`` and Tatoeba ``tatoeba.<x>-eng.<x>``
+            files in ``<dir>`` or ``<dir>/tatoeba`` work too) or ``xlt.sources.HubText`` (``dataset``,
+            ``config``, ``split``, ``column``: a hub dataset, one config per language; give ``languages`` or
+            ``panel``). Short forms: ``synthetic``, a directory path, ``hf:<dataset_id>``.
         panel: Panel name or YAML path giving each language's script, bucket and family (default: the
             corpus's ``panel.yaml`` if it has one; without a panel the script is the text's dominant one and
             the bucket ``unknown``).
@@ -167,10 +187,9 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
         mlflow: Log the audit to MLflow (one run; metrics ``audit/<tokenizer>/<metric>/<lang>``).
         run_name: MLflow run name (default ``audit-<tokenizer names>``).
         overwrite: Replace an existing ``out`` directory.
-        cache_dir: Where the synthetic panel is generated (shared with ``xlt tokenizer fit`` and the corpus
-            DataModule).
-        synthetic_seed: Seed of the synthetic panel.
-        synthetic_scale: Size multiplier of the synthetic panel.
+        cache_dir: Default cache of a corpus that names none: where the synthetic panel is generated (shared
+            with ``xlt tokenizer fit`` and the corpus DataModule); a hub dataset's download cache is
+            ``<cache_dir>/hf``.
 
     Returns:
         The audit rows (one per tokenizer x language).
@@ -191,20 +210,25 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
     names = _tokenizer_names(tokenizer)
     tokenizers = {name: _load_tokenizer(path) for name, path in zip(names, tokenizer, strict=True)}
 
-    if corpus == "synthetic":
-        from xlt.synthetic import cached_panel
-
-        corpus_dir = cached_panel(cache_dir, synthetic_seed, synthetic_scale)
-    else:
-        corpus_dir = Path(corpus)
-    text_files = discover_texts(corpus_dir)
-    if the_panel is None and (corpus_dir / "panel.yaml").is_file():
-        the_panel = load_panel(corpus_dir / "panel.yaml")
-    if ud is None and (corpus_dir / "ud").is_dir():
-        ud = str(corpus_dir / "ud")
+    source = as_text_source(corpus, cache_dir)
+    source.prepare()  # the synthetic panel: generated once into its cache
+    corpus_dir = source.local_dir()
+    if corpus_dir is not None:  # a local folder: <code>.txt files (and Tatoeba pairs, panel.yaml, ud/)
+        text_files = discover_texts(corpus_dir)
+        if the_panel is None and (corpus_dir / "panel.yaml").is_file():
+            the_panel = load_panel(corpus_dir / "panel.yaml")
+        if ud is None and (corpus_dir / "ud").is_dir():
+            ud = str(corpus_dir / "ud")
+        text_languages = set(text_files)
+    else:  # rows of a dataset per language (a hub dataset): the languages named, or the panel's
+        text_files = {}
+        if languages is None and the_panel is None:
+            raise XltError(f"{source} cannot list its languages — pass --languages or --panel")
+        text_languages = set(languages if languages is not None else the_panel.codes)  # type: ignore[union-attr]
     ud_files = discover_ud(ud) if ud is not None else {}
-    available = set(text_files) | set(ud_files)
-    where = f"{corpus_dir}" + (f" or {ud}" if ud else "")
+    available = text_languages | set(ud_files)
+    text_from = corpus_dir if corpus_dir is not None else source  # in messages, notes and the run's parameters
+    where = f"{text_from}" + (f" or {ud}" if ud else "")
     if languages:
         for code in languages:
             check_code(code, the_panel)
@@ -234,6 +258,9 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
         if code in text_files:
             texts[code] = _read_sample(text_files[code], code, sample_lines)
             sources[code] = "text"
+        elif code in text_languages:
+            texts[code] = _dataset_sample(source, code, sample_lines, Path(cache_dir) / "hf")
+            sources[code] = "text"
         else:
             texts[code] = _ud_texts(ud_files[code], sample_lines) or [" ".join(s) for s in gold[code]]
             sources[code] = "UD # text"
@@ -241,7 +268,7 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
     ud_only = [c for c, s in sources.items() if s != "text"]
     notes = ["tokenizers: " + ", ".join(f"`{n}` ({p}, vocabulary {tokenizers[n].vocab_size})"
                                          for n, p in zip(names, tokenizer, strict=True)),
-             f"panel: {the_panel.name if the_panel else '(none)'}; text: {corpus_dir}" + (f"; UD: {ud}" if ud else "")
+             f"panel: {the_panel.name if the_panel else '(none)'}; text: {text_from}" + (f"; UD: {ud}" if ud else "")
              + (f" (UD `# text` lines for {', '.join(ud_only)})" if ud_only else ""),
              f"sample: first {sample_lines} distinct lines (and UD sentences) per language",
              "fertility = pieces per word; continued = share of words split into >= 2 pieces; rates are shares "
@@ -251,7 +278,7 @@ def audit_command(tokenizer: list[str] | None = None, corpus: str = "synthetic",
     message = f"wrote {out_dir} ({', '.join(p.name for p in paths.values())})"
     if mlflow:
         params = {f"tokenizer.{n}": str(p) for n, p in zip(names, tokenizer, strict=True)}
-        params.update({"panel": the_panel.name if the_panel else "", "corpus": str(corpus_dir), "ud": str(ud or ""),
+        params.update({"panel": the_panel.name if the_panel else "", "corpus": str(text_from), "ud": str(ud or ""),
                        "sample_lines": sample_lines, "languages": ",".join(chosen)})
         run_id = log_audit_to_mlflow(rows, paths, experiment_name=experiment_name, tracking_uri=tracking_uri,
                                      run_name=run_name, params=params,
