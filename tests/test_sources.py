@@ -21,6 +21,7 @@ from xlt.sources import (
     SyntheticPanel,
     TextDirectory,
     TextSource,
+    as_task_source,
     as_text_source,
     find_text_file,
     list_text_files,
@@ -179,6 +180,27 @@ def test_shorthand_strings(tmp_path: Path, text_dir: Path) -> None:
         as_text_source({"class_path": "os.system", "init_args": {}}, cache)
     with pytest.raises(XltError, match="is not a text source"):
         as_text_source(3, cache)  # type: ignore[arg-type]
+
+
+def test_task_data_shorthand_and_locations(tmp_path: Path, text_dir: Path) -> None:
+    cache = str(tmp_path / "cache")
+    assert as_task_source("synthetic", cache) == SyntheticPanel(0, 1.0, cache)
+    assert as_task_source(str(text_dir), cache) == TextDirectory(str(text_dir))  # an existing path
+    assert as_task_source(str(text_dir / "qaa.txt"), cache) == TextDirectory(str(text_dir / "qaa.txt"))
+    assert as_task_source("./data/ud", cache) == TextDirectory("./data/ud")  # written as a path
+    assert as_task_source("google/xtreme_s", cache) == HubText("google/xtreme_s", config="")  # a plain hub id
+    assert as_task_source("hf:google/xtreme_s", cache) == HubText("google/xtreme_s", config="")
+    with pytest.raises(XltError, match="data 'hf:' names no dataset — use hf:<dataset_id>"):
+        as_task_source("hf:", cache)
+    source = HubText("a/b", "{code}", "dev", "s")
+    assert as_task_source(source, cache) is source and as_task_source(source.config(), cache) == source
+    (text_dir / "qab").mkdir()
+    assert TextDirectory(str(text_dir)).task_location("ud", "qab") == (str(text_dir / "qab"), None)
+    assert TextDirectory(str(text_dir)).task_location("ud", "qac") == (str(text_dir), None)
+    panel = SyntheticPanel(scale=0.5, cache_dir=cache)
+    assert panel.task_location("ud", "qaa") == (str(panel.panel_dir / "ud"), None)
+    assert HubText("a/b", config="{code}").task_location("ud", "deu") == ("a/b", "deu")
+    assert HubText("a/b", config="").task_location("ud", "deu") == ("a/b", None)
 
 
 def test_old_and_new_forms_give_the_same_cache_names(text_dir: Path, tmp_path: Path) -> None:

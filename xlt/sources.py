@@ -19,6 +19,11 @@ The sources:
     TextDirectory(path)                          ``<path>/<code>.txt`` or ``<path>/mlm/<code>.txt``
     HubText(dataset, config, split, column)      a Hugging Face hub dataset, one config per language
 
+The task data modules (:mod:`xlt.datamodules.task_data`) take the same sources for benchmark task data:
+:meth:`TextSource.task_location` says where a language's task data is (the panel's task folder, the data
+directory, the hub dataset and the language's config), and :func:`as_task_source` reads their short strings
+(``synthetic``, a path, a hub dataset id or ``hf:<id>``).
+
 In a LightningCLI config a source is written as an object (``corpus: {class_path: xlt.sources.SyntheticPanel,
 init_args: {seed: 0, scale: 1.0}}``); the short strings of the command line stay accepted and are turned into
 objects by :func:`as_text_source`: ``synthetic``, a directory path, ``hf:<dataset_id>``.
@@ -34,11 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XltError
+from xlt.hub import meant_as_path
 from xlt.synthetic import SPECS, cached_panel, cached_panel_dir
 from xlt.tokenization.sampling import scan_text_file
 
-__all__ = ["HubText", "SyntheticPanel", "TextDirectory", "TextSource", "as_text_source", "find_text_file",
-           "list_text_files"]
+__all__ = ["HubText", "SyntheticPanel", "TextDirectory", "TextSource", "as_task_source", "as_text_source",
+           "find_text_file", "list_text_files"]
 
 
 # ---------------------------------------------------------------------------------------------- discovery
@@ -55,6 +61,11 @@ def list_text_files(directory: str | Path) -> dict[str, Path]:
     root = Path(directory)
     base = root / "mlm" if (root / "mlm").is_dir() else root
     return {p.stem: p for p in sorted(base.glob("*.txt")) if p.is_file()}
+
+
+def _task_root(root: Path, code: str) -> str:
+    """``<root>/<code>`` when that is a directory (one sub-directory per language), else ``root``."""
+    return str(root / code) if (root / code).is_dir() else str(root)
 
 
 def _file_identity(path: Path) -> dict[str, Any]:
@@ -148,6 +159,12 @@ class TextSource(ABC):
         """Language ``code``'s text in a message (a file path, a dataset and config)."""
         return str(self.text_file(code))
 
+    def task_location(self, folder: str, code: str) -> tuple[str, str | None]:
+        """Where language ``code``'s data of a benchmark task is, as
+        :func:`xlt.datamodules.task_spec.load_split` takes it: ``(file, directory or hub id, hub config name)``;
+        ``folder`` is the task's folder in the synthetic panel (``ud``, ``xnli``, …)."""
+        raise XltError(f"{self} holds no task data — give data: synthetic, a data directory or a hub dataset id")
+
     def local_dir(self) -> Path | None:
         """The local folder the text comes in, with what lies beside it (a ``panel.yaml``, a ``ud/`` folder, …):
         a corpus directory, the synthetic panel's directory (after :meth:`prepare`); ``None`` for a source whose
@@ -207,6 +224,11 @@ class TextDirectory(_FileSource):
     def directory(self) -> Path:
         """The directory given (``<code>.txt`` are looked up in it, then in its ``mlm/``)."""
         return Path(self.path)
+
+    def task_location(self, folder: str, code: str) -> tuple[str, str | None]:
+        """``<path>/<code>`` when that directory exists, else ``path`` itself (a directory of files named by
+        language, such as ``xquad.de.json`` / ``test/aym.tsv``, or one file); no hub config."""
+        return _task_root(Path(self.path), code), None
 
     def _require_directory(self) -> None:
         if not Path(self.path).is_dir():
@@ -274,6 +296,11 @@ class SyntheticPanel(_FileSource):
     def directory(self) -> Path:
         """The panel's ``mlm/`` folder."""
         return self.panel_dir / "mlm"
+
+    def task_location(self, folder: str, code: str) -> tuple[str, str | None]:
+        """The task's folder of the panel: ``<panel_dir>/<folder>/<code>`` (``<panel_dir>/<folder>`` when the
+        language has no folder of its own, e.g. Tatoeba's pairs)."""
+        return _task_root(self.panel_dir / folder, code), None
 
     def local_dir(self) -> Path:
         """The panel's directory (:attr:`panel_dir`: ``panel.yaml``, ``mlm/``, ``ud/``, the task folders)."""
@@ -367,6 +394,11 @@ class HubText(TextSource):
         return {"kind": "hf", "id": self.dataset_id, "config": self.config_name(code), "split": self.split,
                 "column": self.column}
 
+    def task_location(self, folder: str, code: str) -> tuple[str, str | None]:
+        """``(dataset, the language's config)``; the task reads its own splits and maps columns by its spec, so
+        ``split`` and ``column`` are not used for task data."""
+        return self.dataset_id, self.config_name(code)
+
     def describe(self, code: str) -> str:
         """``<dataset> config '<config>'``."""
         return f"{self.dataset_id} config {self.config_name(code)!r}"
@@ -414,3 +446,24 @@ def as_text_source(value: TextSource | str | Mapping[str, Any], cache_dir: str |
         raise XltError(f"corpus {value!r} is not a text source — give 'synthetic', a directory of <code>.txt "
                        "files, 'hf:<dataset_id>' or a class_path of xlt.sources")
     return source.with_cache_dir(cache_dir)
+
+
+def as_task_source(value: TextSource | str | Mapping[str, Any], cache_dir: str | Path) -> TextSource:
+    """A source of benchmark task data from what a user wrote, with ``cache_dir`` as the default cache.
+
+    Like :func:`as_text_source` (objects, ``{"class_path", "init_args"}`` mappings, ``synthetic``), except for
+    plain strings, which name task data as :func:`xlt.datamodules.task_spec.load_split` takes it: an existing
+    path, or a string written as one (``./…``, ``/…``, ``~…``, not a hub id, or under an existing directory), is a
+    :class:`TextDirectory` (a directory or a file); any other string is a hub dataset id (:class:`HubText` without
+    a config), as is ``hf:<dataset_id>``.
+    """
+    if isinstance(value, str | Path) and str(value) != "synthetic":
+        text = str(value)
+        if text.startswith("hf:"):
+            if not text[3:].strip():
+                raise XltError(f"data '{text}' names no dataset — use hf:<dataset_id>")
+            return HubText(text[3:].strip(), config="")
+        if Path(text).expanduser().exists() or meant_as_path(text):
+            return TextDirectory(text)
+        return HubText(text, config="")
+    return as_text_source(value, cache_dir)

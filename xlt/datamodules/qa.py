@@ -312,7 +312,7 @@ class QADataModule(TaskDataModule):
         """``(normalisation, benchmark)`` of language ``code``'s source: ``squad_v1`` for XQuAD, TyDi QA GoldP,
         SQuAD and the synthetic panel, ``mlqa`` for MLQA (:data:`QA_BENCHMARKS`); other SQuAD-format sources get
         ``squad_v1``, the format's own script (benchmark ``SQuAD-format data``)."""
-        if self.is_synthetic and code not in self.data_per_language:
+        if self.is_synthetic(code):
             return "squad_v1", "synthetic panel"
         found = qa_benchmark(self.source_of(code)[0])
         if found is None:

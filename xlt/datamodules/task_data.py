@@ -38,7 +38,7 @@ from xlt.errors import DataNotFound, XltError
 from xlt.hub import require_local_or_hub
 from xlt.languages import Panel, load_panel
 from xlt.seeding import derive_seed
-from xlt.synthetic import cached_panel, cached_panel_dir
+from xlt.sources import SyntheticPanel, TextSource, as_task_source
 
 ModelSelection = Literal["source", "target"]
 IGNORE_INDEX = -100
@@ -181,7 +181,7 @@ class TaskDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        data: str = "synthetic",
+        data: TextSource | str = "synthetic",
         tokenizer: str | None = None,
         panel: str | None = None,
         train_languages: list[str] | None = None,
@@ -193,21 +193,23 @@ class TaskDataModule(L.LightningDataModule):
         batch_size: int = 32,
         eval_max_tokens: int = 16384,
         eval_max_rows: int = 256,
-        data_per_language: dict[str, str] | None = None,
-        hub_config: str | None = None,
+        data_per_language: dict[str, TextSource | str] | None = None,
         label_map: dict[str, str] | None = None,
         seed: int | None = None,
         cache_dir: str = "runs/cache",
-        synthetic_seed: int = 0,
-        synthetic_scale: float = 1.0,
         num_workers: int = 0,
     ) -> None:
         """Configure the task data; nothing is read until ``setup``.
 
         Args:
-            data: ``synthetic`` (the built-in panel, generated into ``cache_dir``), a local directory (one
-                sub-directory per language code, e.g. ``data/ud/eng/``, or files named by language such as
-                ``xquad.de.json`` / ``test/aym.tsv`` / ``tatoeba.deu-eng.*``), or a hub dataset id.
+            data: where the task data comes from, a source (:mod:`xlt.sources`):
+                ``{class_path: xlt.sources.SyntheticPanel, init_args: {seed: 0, scale: 1.0}}`` (the built-in
+                panel's task folder, generated into ``cache_dir``; task splits 600/150/150 at scale 1.0),
+                ``xlt.sources.TextDirectory`` (``path``: a local directory with one sub-directory per language
+                code, e.g. ``data/ud/eng/``, or files named by language such as ``xquad.de.json`` /
+                ``test/aym.tsv`` / ``tatoeba.deu-eng.*``) or ``xlt.sources.HubText`` (``dataset``, ``config``: a
+                hub dataset id and the config of a language, ``{code}`` replaced by its code; ``""``: none).
+                Short forms: ``synthetic``, a path, a hub dataset id (any other string; also ``hf:<id>``).
             tokenizer: the encoder's tokenizer: an xlt tokenizer directory, an export directory or a hub id.
                 Default: the model's ``encoder`` when it is a directory or hub id (set by ``xlt fit``).
             panel: language panel (name under configs/panels or a YAML path) for language groups; default
@@ -225,13 +227,11 @@ class TaskDataModule(L.LightningDataModule):
             batch_size: training examples per batch and process.
             eval_max_tokens: padded tokens per evaluation batch (length-bucketed batches).
             eval_max_rows: examples per evaluation batch at most.
-            data_per_language: per-language source overriding ``data`` (file, directory or hub id).
-            hub_config: hub dataset configuration name; ``{code}`` is replaced by the language code.
+            data_per_language: per-language source overriding ``data``: a file, directory or hub id (used as
+                given), or a source object.
             label_map: maps a dataset's label names onto the training label set (e.g. ``{B-DATE: O}``).
             seed: seed of training order and few-shot samples. Default: ``seed_everything``'s seed, else 0.
-            cache_dir: where the synthetic panel is generated.
-            synthetic_seed: seed of the synthetic panel.
-            synthetic_scale: size multiplier of the synthetic panel (task splits 600/150/150 at 1.0).
+            cache_dir: the cache of sources without one of their own (where the synthetic panel is generated).
             num_workers: DataLoader workers.
         """
         super().__init__()
@@ -244,9 +244,15 @@ class TaskDataModule(L.LightningDataModule):
                 raise XltError(f"data.{name} {value} must be a positive integer")
         if eval_max_tokens < max_length:
             raise XltError(f"data.eval_max_tokens {eval_max_tokens} < data.max_length {max_length} — raise it")
-        self.data = data
-        self.is_synthetic = data == "synthetic"
-        panel = panel or ("synthetic" if self.is_synthetic else "paper40")
+        # checkpoints hold plain types (they load with weights_only=True): source objects as their config
+        if isinstance(data, TextSource):
+            self.hparams["data"] = data.config()
+        if any(isinstance(v, TextSource) for v in (data_per_language or {}).values()):
+            self.hparams["data_per_language"] = {code: v.config() if isinstance(v, TextSource) else v
+                                                 for code, v in (data_per_language or {}).items()}
+        #: where the task data comes from (a source without a cache uses ``cache_dir``)
+        self.data: TextSource = as_task_source(data, cache_dir)
+        panel = panel or ("synthetic" if isinstance(self.data, SyntheticPanel) else "paper40")
         self.panel: Panel = load_panel(panel)
         #: the panel as runs record it (tag ``xlt.panel``): a built-in name, else the file's absolute path
         self.panel_spec = str(Path(panel).resolve()) if Path(panel).is_file() else panel
@@ -258,12 +264,14 @@ class TaskDataModule(L.LightningDataModule):
         self.model_selection = model_selection
         self.max_length, self.batch_size = int(max_length), int(batch_size)
         self.eval_max_tokens, self.eval_max_rows = int(eval_max_tokens), int(eval_max_rows)
-        self.data_per_language = dict(data_per_language or {})
-        self.hub_config, self.label_map = hub_config, dict(label_map or {})
+        #: per-language overrides: strings as given (file, directory or hub id), or sources
+        self.data_per_language: dict[str, TextSource | str] = {
+            code: v if isinstance(v, str) else as_task_source(v, cache_dir)
+            for code, v in (data_per_language or {}).items()}
+        self.label_map = dict(label_map or {})
         self.seed = int(seed if seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))
         self.num_workers = int(num_workers)
         self.cache_root = Path(cache_dir)
-        self.synthetic_seed, self.synthetic_scale = int(synthetic_seed), float(synthetic_scale)
         for code in [*self.train_languages, *(eval_languages or []), *(few_shot_languages or [])]:
             self.panel.get(code)  # unknown codes: one line naming the panel
         self.tokenizer_dir: str | None = tokenizer
@@ -280,25 +288,28 @@ class TaskDataModule(L.LightningDataModule):
         return self.spec.name
 
     # ------------------------------------------------------------------------------------------ sources
-    @property
-    def synthetic_dir(self) -> Path:
-        """Where the synthetic panel is generated (shared with the MLM corpus of the same seed and scale)."""
-        return cached_panel_dir(self.cache_root, self.synthetic_seed, self.synthetic_scale)
+    def source(self, code: str) -> TextSource | str:
+        """The source of language ``code``: its ``data_per_language`` entry, else ``data``."""
+        return self.data_per_language.get(code, self.data)
+
+    def is_synthetic(self, code: str) -> bool:
+        """Whether language ``code`` is read from the synthetic panel."""
+        return isinstance(self.source(code), SyntheticPanel)
 
     def prepare_data(self) -> None:
-        """Generate the synthetic panel once (atomic; reused when present)."""
-        if self.is_synthetic:
-            cached_panel(self.cache_root, self.synthetic_seed, self.synthetic_scale)
+        """Make the sources' data available: the synthetic panel is generated once (atomic; reused when
+        present)."""
+        for source in dict.fromkeys(s for s in (self.data, *self.data_per_language.values())
+                                    if isinstance(s, TextSource)):
+            source.prepare()
 
     def source_of(self, code: str) -> tuple[str, str | None]:
-        """Where language ``code`` is read from: ``(file, directory or hub id, hub config name)``."""
-        if code in self.data_per_language:
-            return self.data_per_language[code], None
-        root = self.synthetic_dir / self.spec.synthetic_folder if self.is_synthetic else Path(self.data)
-        name = self.hub_config.replace("{code}", code) if self.hub_config else None
-        if (root / code).is_dir():
-            return str(root / code), name
-        return str(root), name
+        """Where language ``code`` is read from: ``(file, directory or hub id, hub config name)``
+        (:meth:`xlt.sources.TextSource.task_location`; a ``data_per_language`` string as given)."""
+        source = self.source(code)
+        if isinstance(source, str):
+            return source, None
+        return source.task_location(self.spec.synthetic_folder, code)
 
     def read(self, code: str, split: str, required: bool = True) -> Dataset | None:
         """One split of one language in the task's schema; ``None`` (or an error when ``required``) if absent."""

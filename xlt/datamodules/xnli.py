@@ -41,7 +41,9 @@ class XNLIDataModule(PairClassificationDataModule):
     """XNLI-style NLI: labels ``entailment``, ``neutral``, ``contradiction``; metric accuracy.
 
     Reads XNLI/AmericasNLI TSV files, the synthetic panel's ``xnli/<code>/`` and hub datasets (e.g.
-    ``facebook/xnli`` with ``hub_config: "{code}"``-style names through ``data_per_language``).
+    ``facebook/xnli``, whose configs are two-letter codes: one :class:`~xlt.sources.HubText` per language through
+    ``data_per_language``, ``{deu: {class_path: xlt.sources.HubText, init_args: {dataset: facebook/xnli,
+    config: de}}}``).
     """
 
     spec = XNLI
