@@ -1,4 +1,4 @@
-"""A callback that records, per rank, what a (distributed) training run did: for tests/test_distributed.py."""
+"""A callback that records, per rank, what a (distributed) training run did: for tests/models/test_distributed.py."""
 
 from __future__ import annotations
 

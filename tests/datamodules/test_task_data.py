@@ -17,7 +17,7 @@ from xlt.formats import read_nli_tsv
 from xlt.sources import HubText, SyntheticPanel, TextDirectory
 from xlt.synthetic import cached_panel_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SYNTHETIC = ["qaa", "qab", "qac", "qad", "qae", "qaf", "qag", "qah", "qai", "qaj"]
 

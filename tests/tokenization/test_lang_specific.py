@@ -337,7 +337,7 @@ def test_multi_l_plus_recipe_trains_with_configuration_d(synthetic_dir: Path, tm
 
     from xlt.cli import main
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     overlay = {
         "trainer": {"max_steps": 3, "val_check_interval": 3, "default_root_dir": str(tmp_path / "run"),
                     "logger": {"class_path": "xlt.callbacks.tracking.TrackingLogger",

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from xlt.callbacks.tracking import CHECKPOINT_KEY, TrackingLogger, continue_checkpoint_runs
 from xlt.mlflow_store import canonical_tracking_uri
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
               "max_position_embeddings": 66}

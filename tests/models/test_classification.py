@@ -83,7 +83,7 @@ def test_seeds_option_is_parsed_and_checked() -> None:
 def test_seeds_run_one_run_per_seed_and_summarise(synthetic_dir: Path, tiny_tokenizer_dir: Path, tmp_path: Path,
                                                   mlflow_uri: str, capsys: pytest.CaptureFixture[str],
                                                   one_thread: None) -> None:
-    config = Path(__file__).resolve().parents[1] / "configs" / "tasks" / "pawsx.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "tasks" / "pawsx.yaml"
     main(["fit", "--config", str(config), "--model.encoder", "xlm-roberta", "--model.config", str(TINY),
           "--data.tokenizer", str(tiny_tokenizer_dir), "--data.data", str(synthetic_dir / "pawsx"),
           "--data.panel", "synthetic", "--data.eval_languages", "[qaa, qab]", "--data.max_length", "64",

@@ -19,7 +19,7 @@ from xlt.models.encoder import (
     usable_positions,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 # Table 1 of the paper: layers, d_model, vocabulary (Multi-L+: 250k shared + 12 x 50k language-specific).
 TABLE_1 = {

@@ -262,7 +262,7 @@ def test_outputs_side_by_side_and_mlflow(synthetic_dir: Path, tiny_tokenizer_dir
 
 
 def test_default_corpus_is_the_generated_synthetic_panel(tiny_tokenizer_dir: Path, tmp_path: Path) -> None:
-    panel_file = Path(__file__).resolve().parents[1] / "configs" / "panels" / "synthetic.yaml"
+    panel_file = Path(__file__).resolve().parents[2] / "configs" / "panels" / "synthetic.yaml"
     rows = audit_command([str(tiny_tokenizer_dir)], panel=str(panel_file), languages=["qah", "qaa"],
                          sample_lines=25, out=str(tmp_path / "out"), mlflow=False, cache_dir=str(tmp_path / "cache"),
                          corpus=SyntheticPanel(scale=0.05))

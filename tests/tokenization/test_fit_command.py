@@ -18,7 +18,7 @@ from xlt.tokenization.fit_command import fit_command
 from xlt.tokenization.tokenizer import XltTokenizer
 from xlt.tokenization.vocabulary import VocabularyConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "tokenizer"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "tokenizer"
 NAMES = ["shared", "balanced", "proportional_2x", "lang_specific"]
 
 

@@ -26,7 +26,7 @@ from xlt.errors import XltError
 from xlt.models.data_parallel import global_token_mean, mask_global_rows
 from xlt.models.mlm import MLMPretraining
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HELPERS = ROOT / "tests" / "helpers"
 CONFIGS = ROOT / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
