@@ -14,7 +14,8 @@ import torch
 import yaml
 
 from xlt import sources
-from xlt.datamodules.corpus import MultilingualCorpusDataModule, pack_blocks
+from xlt.datamodules.blocks import pack_blocks
+from xlt.datamodules.corpus import MultilingualCorpusDataModule
 from xlt.errors import XltError
 from xlt.languages import load_panel
 from xlt.sources import HubText, SyntheticPanel
