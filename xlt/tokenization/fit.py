@@ -340,7 +340,7 @@ def fit_tokenizer_from_datasets(datasets: Mapping[str, Any], out_dir: str | Path
     for lang, ds in datasets.items():
         if text_column not in ds.column_names:
             raise XltError(f"dataset for language '{lang}' has no column '{text_column}' — columns are "
-                           f"{ds.column_names}; set text_column")
+                           f"{ds.column_names}; set the text source's column (HubText column: ...)")
         if len(ds) == 0:
             raise XltError(f"corpus for language '{lang}' is empty — add text or drop the language")
         sources[lang] = LanguageText(name=lang, count=len(ds), dataset=ds, column=text_column)
