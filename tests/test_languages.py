@@ -313,3 +313,14 @@ def test_atomic_outputs_get_umask_permissions(tmp_path) -> None:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
+
+
+def test_label_puts_the_panel_name_after_the_code(paper40: Panel) -> None:
+    synthetic = load_panel("synthetic")
+    assert paper40.label("yor") == "yor Yoruba"
+    assert synthetic.label("qaa") == "qaa Anglish"
+    assert synthetic.label("qai") == "qai Greek Anglish"  # the script copy, as the panel names it
+    assert synthetic.label("yor") == "yor"  # outside the panel: the bare code
+    assert Panel("p", (Language("abc", "ABC", "F", "Latin", "high"),)).label("abc") == "abc"  # name == code
+    assert synthetic.labels(["qaj", "zzz"]) == {"qaj": "qaj Verb-final Anglish", "zzz": "zzz"}
+    assert list(synthetic.labels()) == synthetic.codes

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,19 @@ class Panel:
         raise XltError(
             f"unknown language code '{code}' for panel '{self.name}' — use one of: {', '.join(self.codes)}"
         )
+
+    def label(self, code: str) -> str:
+        """How tables and plots name a language: the code, then the panel's name for it (``yor Yoruba``,
+        ``qai Greek Anglish``); the bare code for a language outside the panel or without a distinct name."""
+        for lang in self.languages:
+            if lang.code == code:
+                name = lang.name.strip()
+                return code if not name or name.lower() == code.lower() else f"{code} {name}"
+        return code
+
+    def labels(self, codes: Iterable[str] | None = None) -> dict[str, str]:
+        """Code -> :meth:`label` for ``codes`` (default: the panel's languages, in panel order)."""
+        return {code: self.label(code) for code in (self.codes if codes is None else codes)}
 
     def subset(self, codes: list[str]) -> Panel:
         """The panel restricted to ``codes``, in the order given (each code at most once)."""

@@ -203,3 +203,27 @@ def test_log_evaluation_to_mlflow_reads_back(mlflow_uri, tmp_path):
     local = client.download_artifacts(run_id, "evaluation", str(tmp_path / "download"))
     assert (tmp_path / "download" / "evaluation" / "test_xnli_acc.csv").read_text() == result.to_csv()
     assert open(f"{local}/test_xnli_acc.png", "rb").read(4) == b"\x89PNG"
+
+
+def test_tables_and_plots_name_languages_as_the_panel_does(tmp_path):
+    """Markdown rows and bar-plot ticks read ``<code> <panel name>``; CSV, dicts and metric names keep the codes."""
+    from xlt.evaluation.plots import language_scores_figure, plot_language_scores
+
+    panel = load_panel("synthetic").subset(["qaa", "qai", "qaj"])
+    result = disaggregate({"qaa": 0.9, "qai": 0.5, "qaj": 0.7}, panel, stage="test", task="udpos", metric="acc")
+    lines = result.to_markdown().splitlines()
+    assert lines[4:7] == ["| qaa Anglish | 90.0 | – | 1 | – |",
+                          "| qai Greek Anglish | 50.0 | – | 1 | – |",
+                          "| qaj Verb-final Anglish | 70.0 | – | 1 | – |"]
+    assert lines[7] == "| macro | 70.0 | – | 3 | – |"  # groups keep their names
+    assert [r["group"] for r in csv.DictReader(io.StringIO(result.to_csv()))][:3] == ["qaa", "qai", "qaj"]
+    assert "test/udpos/acc/qai" in result.metrics()
+    figure = language_scores_figure(result)
+    ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert ticks == ["qaa Anglish", "qai Greek Anglish", "qaj Verb-final Anglish"]
+    assert plot_language_scores(result, tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a language whose panel name is its code, or a result built without labels, shows the bare code
+    bare = disaggregate({"abc": 0.5}, Panel("p", (Language("abc", "abc", "F", "Latin", "high"),)),
+                        stage="test", task="t", metric="acc")
+    assert "| abc | 50.0 |" in bare.to_markdown()
+    assert [t.get_text() for t in language_scores_figure(bare).axes[0].get_xticklabels()] == ["abc"]

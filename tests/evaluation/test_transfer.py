@@ -51,6 +51,9 @@ def test_matrix_from_scores_and_results():
     rows = list(csv.reader(io.StringIO(m.to_csv())))
     assert rows == [["source", "qaa", "qab", "qac"], ["qaa", "0.9", "0.7", ""], ["qab", "", "0.8", "0.4"]]
     assert "| qab | – | 80.0 | 40.0 |" in m.to_markdown()
+    named = m.to_markdown(labels={"qaa": "qaa Anglish", "qab": "qab Romanse"})  # Panel.labels(); qac unnamed
+    assert named.splitlines()[0] == "| source \\ target | qaa Anglish | qab Romanse | qac |"
+    assert "| qab Romanse | – | 80.0 | 40.0 |" in named
     results = {src: disaggregate(row, PANEL, stage="test", task="xnli", metric="acc")
                for src, row in {"qaa": {"qaa": 0.9, "qab": 0.7}, "qab": {"qab": 0.8, "qac": 0.4}}.items()}
     from_results = TransferMatrix.from_results(results)
@@ -60,7 +63,7 @@ def test_matrix_from_scores_and_results():
 
 def test_heatmap_writes_a_png_atomically(tmp_path):
     m = TransferMatrix.from_scores({"qaa": {"qaa": 0.9, "qab": 0.5}, "qab": {"qaa": 0.6}}, task="xnli", metric="acc")
-    path = m.heatmap(tmp_path / "plots" / "transfer.png")
+    path = m.heatmap(tmp_path / "plots" / "transfer.png", labels={"qaa": "qaa Anglish"})
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert imread(path).ndim == 3
     assert sorted(p.name for p in path.parent.iterdir()) == ["transfer.png"]  # no temporary leftovers

@@ -107,6 +107,13 @@ def test_transfer_matrix_heatmap_and_distance_correlation(written: dict) -> None
     assert (out / "distance_xnli_tiny___shared.png").stat().st_size > 1000
     text = (out / "transfer.md").read_text()
     assert "transfer matrix of `tiny / shared`" in text and "Spearman" in text
+    # Markdown names the languages as the panel does (the CSV above keeps the bare codes)
+    assert "| source \\ target | qaa Anglish | qab Romanse | qac Slavenik |\n|---|---:|---:|---:|\n" \
+           "| qaa Anglish | 90.0 | 60.0 | 45.0 |\n" in text
+    assert "| Model | qab Romanse | qac Slavenik | macro |" in text  # % of supervised by language
+    languages = (out / "languages_xnli.md").read_text()
+    assert "| Model | qaa Anglish | qab Romanse | qac Slavenik | macro |" in languages
+    assert list(csv.reader((out / "languages_xnli.csv").open()))[0] == ["label", *CODES, "macro"]
     built = collect(written["name"], tracking_uri=written["uri"])
     assert built.rows["tiny / shared [train qab]", "xnli"].sources == ("qab",)
 

@@ -236,7 +236,9 @@ def test_outputs_side_by_side_and_mlflow(synthetic_dir: Path, tiny_tokenizer_dir
     markdown = (out / "audit.md").read_text(encoding="utf-8")
     assert "| language | script | bucket | tok | tok_balanced |" in markdown
     first = rows[0]
-    assert f"| {first.language} | {first.script} | {first.bucket} | {first.fertility:.3f} |" in markdown
+    assert f"| qaa Anglish | {first.script} | {first.bucket} | {first.fertility:.3f} |" in markdown  # panel name
+    assert "| qaj Verb-final Anglish | tok |" in markdown  # the All metrics table too
+    assert "qaa Anglish" not in (out / "audit.csv").read_text(encoding="utf-8")  # CSV keeps the bare codes
 
     client = MlflowClient(tracking_uri=mlflow_uri)
     experiment = client.get_experiment_by_name("audit-test")

@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from xlt.errors import XltError
+from xlt.evaluation import markdown
 from xlt.evaluation.bootstrap import PerExample, bootstrap_distribution, language_rng, percentile_interval
 from xlt.languages import BUCKETS, Panel
 
@@ -136,6 +137,8 @@ class EvaluationResult:
         n_boot: bootstrap resamples per CI.
         seed: bootstrap seed.
         per_example: the per-language statistics the CIs came from (for paired comparisons between runs).
+        labels: language code -> how tables and plots name it (:meth:`~xlt.languages.Panel.label`,
+            ``yor Yoruba``); a code without one is shown bare. CSV, dicts and metric names keep the codes.
     """
 
     stage: str
@@ -149,6 +152,11 @@ class EvaluationResult:
     n_boot: int = 1000
     seed: int = 0
     per_example: dict[str, PerExample] = field(default_factory=dict, repr=False)
+    labels: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def label(self, group: str) -> str:
+        """The display label of a language row (``yor Yoruba``); other groups and unnamed codes as they are."""
+        return self.labels.get(group, group)
 
     def __getitem__(self, group: str) -> GroupScore:
         return self.groups[group]
@@ -218,7 +226,8 @@ class EvaluationResult:
                  "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
         for group, row in self.groups.items():
             ci = f"[{fmt(row.low)}, {fmt(row.high)}]" if row.low is not None else "–"
-            cells = [group, fmt(row.score), ci, str(len(row.languages)),
+            name = markdown.escape(self.label(group)) if row.kind == "language" else group
+            cells = [name, fmt(row.score), ci, str(len(row.languages)),
                      "–" if row.n_examples is None else str(row.n_examples),
                      *(fmt(self.derived[m].get(group)) for m in derived)]
             lines.append("| " + " | ".join(cells) + " |")
@@ -397,7 +406,7 @@ def disaggregate(scores: Mapping[str, Score], panel: Panel, *, stage: str, task:
         raise XltError(f"zero-shot reference given for {what} without a supervised reference — the gap recovered "
                        "needs both; pass supervised=... too")
     return EvaluationResult(stage, task, metric, panel.name, groups, summary, derived, confidence, n_boot, seed,
-                            per_example)
+                            per_example, panel.labels(codes))
 
 
 def _derived(groups: Mapping[str, GroupScore], values: Mapping[str, float], reference: Mapping[str, float],

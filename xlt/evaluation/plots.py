@@ -29,13 +29,20 @@ def save_png(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
 def plot_heatmap(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], path: str | Path,
                  title: str = "", xlabel: str = "", ylabel: str = "", scale: float = 100.0, annotate: bool = True,
                  cmap: str = "viridis") -> Path:
+    """Write :func:`heatmap_figure` (same arguments) as a PNG to ``path`` atomically and return the path."""
+    return save_png(heatmap_figure(values, row_labels, col_labels, title, xlabel, ylabel, scale, annotate, cmap),
+                    path)
+
+
+def heatmap_figure(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
+                   xlabel: str = "", ylabel: str = "", scale: float = 100.0, annotate: bool = True,
+                   cmap: str = "viridis") -> Figure:
     """A heatmap of ``values`` ``[rows, cols]`` (NaN cells blank), annotated with ``value * scale``.
 
     Args:
         values: the matrix (e.g. a transfer matrix, sources × targets).
         row_labels: one label per row.
         col_labels: one label per column.
-        path: output PNG.
         title: figure title.
         xlabel: x axis label.
         ylabel: y axis label.
@@ -65,16 +72,22 @@ def plot_heatmap(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequ
                     v = values[i, j] * scale
                     ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
                             color="white" if v < middle else "black")
-    return save_png(fig, path)
+    return fig
 
 
 def plot_language_scores(result: EvaluationResult, path: str | Path, buckets: dict[str, str] | None = None,
                          title: str | None = None) -> Path:
-    """Per-language bar chart with CI error bars, coloured by resource bucket, with the macro average as a line.
+    """Write :func:`language_scores_figure` (same arguments) as a PNG to ``path`` atomically and return the path."""
+    return save_png(language_scores_figure(result, buckets, title), path)
+
+
+def language_scores_figure(result: EvaluationResult, buckets: dict[str, str] | None = None,
+                           title: str | None = None) -> Figure:
+    """Per-language bar chart with CI error bars, coloured by resource bucket, with the macro average as a line;
+    bars are labelled with the panel's names (:meth:`~xlt.languages.Panel.label`, ``yor Yoruba``).
 
     Args:
         result: a disaggregated evaluation result.
-        path: output PNG.
         buckets: language -> bucket for colours (default: from the result's ``bucket.*`` groups).
         title: figure title (default ``stage/task/metric``).
     """
@@ -97,10 +110,10 @@ def plot_language_scores(result: EvaluationResult, path: str | Path, buckets: di
         if bucket in buckets.values():
             ax.bar([0], [0], color=colour, label=bucket)
     ax.legend(fontsize=7, ncols=5, loc="upper right")
-    ax.set_xticks(x, labels=[r.group for r in rows], rotation=90)
+    ax.set_xticks(x, labels=[result.label(r.group) for r in rows], rotation=90)
     ax.set_ylabel(f"{result.metric} (%)")
     ax.set_title(title or f"{result.stage}/{result.task}/{result.metric}")
-    return save_png(fig, path)
+    return fig
 
 
 def plot_distance_scatter(distances: Sequence[float], scores: Sequence[float], method: str, title: str,

@@ -50,7 +50,7 @@ from xlt.evaluation import markdown
 from xlt.evaluation.disaggregation import sanitize_group
 from xlt.evaluation.plots import save_png
 from xlt.evaluation.transfer_report import RowInfo, transfer_tables
-from xlt.languages import BUCKETS
+from xlt.languages import BUCKETS, load_panel
 
 _METRIC_PREFERENCE = ("acc", "f1", "p1", "em")
 _NOT_SCORES = ("_ci_low", "_ci_high", "_of_supervised", "_gap_recovered", "_distance_pearson", "_distance_spearman")
@@ -156,6 +156,8 @@ class Report:
             few-shot k, panel).
         protocols: ``(label, task)`` -> the row's scoring protocol as shown under the tables (QA's answer
             normalisation, e.g. ``squad_v1 (official SQuAD v1.1 script, ...)``), for tasks that record one.
+        language_labels: language code -> how the per-language tables name it (:meth:`~xlt.languages.Panel.label`
+            of the runs' panels, ``yor Yoruba``); codes without one are shown bare. CSV files keep the codes.
     """
 
     experiment: str
@@ -167,6 +169,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     rows: dict[tuple[str, str], RowInfo] = field(default_factory=dict)
     protocols: dict[tuple[str, str], str] = field(default_factory=dict)
+    language_labels: dict[str, str] = field(default_factory=dict)
 
     def protocol_lines(self, tasks: Sequence[str] | None = None, labels: Iterable[str] | None = None) -> list[str]:
         """``QA normalisation, <label>: <protocol>.`` per row (of ``labels``, default all) and task (of ``tasks``,
@@ -249,6 +252,7 @@ class Report:
         title = f"**{_task_header(task)}** ({self.metrics[task]}, %) by language — experiment " \
                 f"`{self.experiment}`, stage `{self.stage}`"
         protocols = self.protocol_lines([task], [r[0] for r in rows])
+        header = [header[0], *(markdown.escape(self.language_labels.get(g, g)) for g in header[1:])]
         table = markdown.table(header, [[markdown.escape(r[0]), *r[1:]] for r in rows])
         return "\n".join([title, "", *table, *(part for line in protocols for part in ("", line))]) + "\n"
 
@@ -379,7 +383,21 @@ def collect(experiment: str, tracking_uri: str | None = None, filter: str = "", 
     labels = _label_order(tr for tr in task_runs if tr.task in columns)
     rows = {(tr.label, tr.task): RowInfo(tr.model, tr.sources, tr.few_shot, tr.panel) for tr in task_runs}
     protocols = _protocols([tr for tr in task_runs if tr.task in columns])
-    return Report(experiment, stage, labels, columns, chosen, cells, notes, rows, protocols)
+    return Report(experiment, stage, labels, columns, chosen, cells, notes, rows, protocols,
+                  _language_labels(task_runs))
+
+
+def _language_labels(task_runs: Sequence[TaskRun]) -> dict[str, str]:
+    """Code -> :meth:`~xlt.languages.Panel.label` over the runs' panels that load (first panel wins on a code);
+    a panel that does not load names nothing (the transfer views say why)."""
+    labels: dict[str, str] = {}
+    for name in dict.fromkeys(tr.panel for tr in task_runs if tr.panel):
+        try:
+            panel = load_panel(name)
+        except XltError:
+            continue
+        labels = panel.labels() | labels
+    return labels
 
 
 def _protocols(task_runs: Sequence[TaskRun]) -> dict[tuple[str, str], str]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -111,20 +111,32 @@ class TransferMatrix:
             writer.writerow([s, *("" if not np.isfinite(v) else repr(float(v)) for v in row)])
         return buffer.getvalue()
 
-    def to_markdown(self, percent: bool = True, digits: int = 1) -> str:
-        """A Markdown table, sources as rows and targets as columns."""
+    def to_markdown(self, percent: bool = True, digits: int = 1, labels: Mapping[str, str] | None = None) -> str:
+        """A Markdown table, sources as rows and targets as columns, languages named by ``labels`` (code ->
+        :meth:`~xlt.languages.Panel.label`, e.g. ``yor Yoruba``; codes without one shown bare)."""
         scale = 100.0 if percent else 1.0
-        rows = [[s, *("–" if not np.isfinite(v) else f"{v * scale:.{digits}f}" for v in row)]
+        name = _labeller(labels)
+        rows = [[markdown.escape(name(s)), *("–" if not np.isfinite(v) else f"{v * scale:.{digits}f}" for v in row)]
                 for s, row in zip(self.sources, self.values, strict=True)]
-        return "\n".join(markdown.table(["source \\ target", *self.targets], rows)) + "\n"
+        header = ["source \\ target", *(markdown.escape(name(t)) for t in self.targets)]
+        return "\n".join(markdown.table(header, rows)) + "\n"
 
-    def heatmap(self, path: str | Path, title: str | None = None) -> Path:
-        """Write the matrix as a PNG heatmap (sources as rows, targets as columns) atomically."""
+    def heatmap(self, path: str | Path, title: str | None = None, labels: Mapping[str, str] | None = None) -> Path:
+        """Write the matrix as a PNG heatmap (sources as rows, targets as columns) atomically, languages named by
+        ``labels`` as in :meth:`to_markdown`."""
         from xlt.evaluation.plots import plot_heatmap
 
         label = "/".join(p for p in (self.task, self.metric) if p) or "score"
-        return plot_heatmap(self.values, self.sources, self.targets, path, title=title or f"transfer: {label} (%)",
-                            xlabel="target language", ylabel="source language")
+        name = _labeller(labels)
+        return plot_heatmap(self.values, [name(s) for s in self.sources], [name(t) for t in self.targets], path,
+                            title=title or f"transfer: {label} (%)", xlabel="target language",
+                            ylabel="source language")
+
+
+def _labeller(labels: Mapping[str, str] | None) -> Callable[[str], str]:
+    """Code -> its label in ``labels``, else the code."""
+    table = dict(labels or {})
+    return lambda code: table.get(code, code)
 
 
 # --------------------------------------------------------------------------------------------- distances

@@ -81,12 +81,15 @@ class TransferTables:
         matrices: ``(model, task)`` -> transfer matrix (single-source zero-shot rows × languages).
         correlations: ``(model, task)`` -> correlation of the matrix with typological distance.
         notes: why something could not be derived.
+        labels: language code -> how tables and plots name it (:meth:`~xlt.languages.Panel.label` of the runs'
+            panels, ``yor Yoruba``); codes without one are shown bare. CSV files keep the codes.
     """
 
     derived: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
     matrices: dict[tuple[str, str], TransferMatrix] = field(default_factory=dict)
     correlations: dict[tuple[str, str], TransferCorrelation] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.derived or self.matrices)
@@ -114,12 +117,13 @@ class TransferTables:
                 header = ["Model", *languages, "macro", *sorted((g for g in groups if "." in g), key=_group_order)]
                 cells = [[markdown.escape(label), *("–" if g not in values else f"{100 * values[g]:.1f}"
                                                     for g in header[1:])] for label, values in rows.items()]
-                lines += [f"*{task}* ({metrics.get(task, '')}): {title}", "", *markdown.table(header, cells), ""]
+                shown = [header[0], *(markdown.escape(self.labels.get(g, g)) for g in header[1:])]
+                lines += [f"*{task}* ({metrics.get(task, '')}): {title}", "", *markdown.table(shown, cells), ""]
             for (model, t), matrix in self.matrices.items():
                 if t != task:
                     continue
                 lines += [f"*{task}* ({matrix.metric}, %): transfer matrix of `{model}` (rows: source language)", "",
-                          matrix.to_markdown().rstrip("\n"), ""]
+                          matrix.to_markdown(labels=self.labels).rstrip("\n"), ""]
                 corr = self.correlations.get((model, t))
                 if corr is not None:
                     lines += [corr.describe(), ""]
@@ -134,7 +138,8 @@ class TransferTables:
         for (model, task), matrix in self.matrices.items():
             stem = f"{sanitize_group(task)}_{sanitize_group(model).replace(' ', '_')}"
             (out / f"transfer_{stem}.csv").write_text(matrix.to_csv(), encoding="utf-8")
-            matrix.heatmap(out / f"transfer_{stem}.png", title=f"{model}: {task} {matrix.metric} (%)")
+            matrix.heatmap(out / f"transfer_{stem}.png", title=f"{model}: {task} {matrix.metric} (%)",
+                           labels=self.labels)
             corr = self.correlations.get((model, task))
             if corr is not None and corr.pairs:
                 corr.plot(out / f"distance_{stem}.png", title=f"{model}: {task}, {corr.summary}")
@@ -160,6 +165,8 @@ def transfer_tables(report: AggregatedScores, rows: Mapping[tuple[str, str], Row
                 by_model.setdefault(task_rows[label].model, []).append(label)
         for model, labels in by_model.items():
             panel = _panel(task_rows[labels[0]].panel, panels, tables.notes)
+            if panel is not None:
+                tables.labels = panel.labels() | tables.labels  # the first panel that names a code wins
             zero = [lb for lb in labels if task_rows[lb].few_shot == 0]
             supervised = _supervised(zero, task_rows, scores, languages)
             for label in labels:

@@ -274,7 +274,7 @@ def audit_command(tokenizer: list[str] | None = None, corpus: TextSource | str =
              "fertility = pieces per word; continued = share of words split into >= 2 pieces; rates are shares "
              "of ids; mean len = ids per line (no special tokens); vocab share = distinct ids / vocabulary; "
              "char coverage = share of characters not left to byte fallback or <unk>"]
-    paths = write_audit(rows, out_dir, overwrite=overwrite, notes=notes)
+    paths = write_audit(rows, out_dir, overwrite=overwrite, notes=notes, panel=the_panel)
     message = f"wrote {out_dir} ({', '.join(p.name for p in paths.values())})"
     if mlflow:
         params = {f"tokenizer.{n}": str(p) for n, p in zip(names, tokenizer, strict=True)}

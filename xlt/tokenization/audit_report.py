@@ -25,7 +25,7 @@ from typing import Any
 from xlt.atomic import atomic_dir
 from xlt.errors import XltError
 from xlt.evaluation import markdown
-from xlt.languages import BUCKETS
+from xlt.languages import BUCKETS, Panel
 from xlt.mlflow_store import default_tracking_uri, get_or_create_experiment
 from xlt.tokenization.audit import METRICS, AuditRow, aggregate, pooled_script_coverage
 
@@ -104,7 +104,12 @@ def _order(values: Iterable[str], preferred: Sequence[str] = ()) -> list[str]:
     return [v for v in preferred if v in distinct] + [v for v in distinct if v not in preferred]
 
 
-def _markdown(rows: Sequence[AuditRow], title: str, notes: Sequence[str]) -> str:
+def _markdown(rows: Sequence[AuditRow], title: str, notes: Sequence[str], panel: Panel | None = None) -> str:
+    """``audit.md``; with ``panel``, languages are named as :meth:`~xlt.languages.Panel.label` does
+    (``yor Yoruba``)."""
+    def name(code: str) -> str:
+        return markdown.escape(panel.label(code) if panel is not None else code)
+
     tokenizers = _order(r.tokenizer for r in rows)
     languages = _order(r.language for r in rows)
     by_key = {(r.tokenizer, r.language): r for r in rows}
@@ -115,7 +120,7 @@ def _markdown(rows: Sequence[AuditRow], title: str, notes: Sequence[str]) -> str
         if all(r.metric(metric) is None for r in rows):
             return
         lines.extend([f"## {heading}", ""])
-        body = [[lang, first[lang].script, first[lang].bucket]
+        body = [[name(lang), first[lang].script, first[lang].bucket]
                 + [_fmt(by_key[(t, lang)].metric(metric)) if (t, lang) in by_key else "" for t in tokenizers]
                 for lang in languages]
         means = aggregate(rows, metric, "macro")
@@ -131,12 +136,12 @@ def _markdown(rows: Sequence[AuditRow], title: str, notes: Sequence[str]) -> str
         lines.extend(_table([by, *tokenizers], [[g] + [_fmt(means.get((t, g))) for t in tokenizers]
                                                    for g in groups]))
     lines.extend(["## All metrics", ""])
-    body = [[r.language, r.tokenizer] + [_fmt(r.metric(m), 4 if m.endswith("rate") else 3) for m in METRICS]
+    body = [[name(r.language), r.tokenizer] + [_fmt(r.metric(m), 4 if m.endswith("rate") else 3) for m in METRICS]
             + [str(r.vocab_used)] for lang in languages for r in rows if r.language == lang]
     lines.extend(_table(["language", "tokenizer", *(_LABELS[m] for m in METRICS), "ids used"], body))
     scripts = _scripts(rows)
     lines.extend(["## Character coverage by Unicode script", ""])
-    body = [[r.language, r.tokenizer] + [_fmt(r.coverage_by_script.get(s)) if s in r.coverage_by_script else ""
+    body = [[name(r.language), r.tokenizer] + [_fmt(r.coverage_by_script.get(s)) if s in r.coverage_by_script else ""
                                          for s in scripts] for lang in languages for r in rows if r.language == lang]
     lines.extend(_table(["language", "tokenizer", *scripts], body))
     return "\n".join(lines)
@@ -170,7 +175,8 @@ def _plot(rows: Sequence[AuditRow], by: str, path: Path) -> None:
 
 
 def write_audit(rows: Sequence[AuditRow], out_dir: str | Path, overwrite: bool = False,
-                title: str = "Tokenizer audit", notes: Sequence[str] = ()) -> dict[str, Path]:
+                title: str = "Tokenizer audit", notes: Sequence[str] = (), panel: Panel | None = None
+                ) -> dict[str, Path]:
     """Write ``audit.csv``, ``audit.md`` and the two fertility plots into ``out_dir`` (atomically).
 
     Args:
@@ -179,6 +185,7 @@ def write_audit(rows: Sequence[AuditRow], out_dir: str | Path, overwrite: bool =
         overwrite: replace an existing ``out_dir``.
         title: the Markdown heading.
         notes: bullet lines under the heading (sources, sample size).
+        panel: the languages' panel: ``audit.md`` names them (``yor Yoruba``); ``audit.csv`` keeps the codes.
 
     Returns:
         File kind (``csv``, ``markdown``, ``script``, ``bucket``) -> path.
@@ -189,7 +196,7 @@ def write_audit(rows: Sequence[AuditRow], out_dir: str | Path, overwrite: bool =
     names = {"csv": CSV_FILE, "markdown": MARKDOWN_FILE, **PLOT_FILES}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         _write_csv(rows, tmp / CSV_FILE)
-        (tmp / MARKDOWN_FILE).write_text(_markdown(rows, title, notes), encoding="utf-8")
+        (tmp / MARKDOWN_FILE).write_text(_markdown(rows, title, notes, panel), encoding="utf-8")
         for by, filename in PLOT_FILES.items():
             _plot(rows, by, tmp / filename)
     return {kind: out_dir / filename for kind, filename in names.items()}
