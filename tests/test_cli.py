@@ -67,6 +67,32 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
         assert f"\n  {command} " in out
 
 
+def test_fit_help_lists_xlt_classes_as_known_subclasses(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--model.help`` / ``--data.help`` / ``--trainer.callbacks.help`` can be discovered from ``xlt fit --help``."""
+    from xlt.datamodules.tasks import DATA_MODULES
+
+    code, out, _ = run_main(["fit", "--help"], capsys)
+    assert code == 0
+    text = "".join(out.split())  # long class paths wrap across lines
+    heads = ("classification.SequenceClassification", "token_classification.TokenClassification",
+             "qa.SpanExtraction", "retrieval.Retrieval")
+    expected = ["xlt.models.mlm.MLMPretraining", "xlt.datamodules.corpus.MultilingualCorpusDataModule",
+                *(f"{dm.__module__}.{dm.__qualname__}" for dm in DATA_MODULES.values()),
+                *(f"xlt.models.{head}" for head in heads),
+                "xlt.callbacks.tracking.LanguageMixLogger", "xlt.callbacks.optim.LearningRateLogger"]
+    for class_path in expected:
+        assert class_path in text, class_path
+
+
+def test_top_level_help_imports_nothing_heavy() -> None:
+    """``xlt --help`` stays fast: the Lightning classes are imported only for the Lightning subcommands."""
+    script = ("import sys; from xlt.cli import main; main(['--help']); "
+              "heavy = [m for m in ('torch', 'lightning', 'transformers', 'xlt.models') if m in sys.modules]; "
+              "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def _suite_commands() -> list[tuple[str, object]]:
     from xlt.cli import SUITE_COMMANDS, Group
 

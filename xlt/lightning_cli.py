@@ -10,8 +10,10 @@ a suite command's own typed options next to them. The ``xlt`` entry point and it
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
+import pkgutil
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,6 +25,20 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from xlt.callbacks.tracking import LanguageMixLogger, ResolvedConfigToMLflow
+
+CLASS_PACKAGES = ("xlt.models", "xlt.datamodules", "xlt.callbacks")
+"""Packages whose modules are imported before the parser is built: jsonargparse lists the subclasses that exist
+at that moment as "known subclasses" in ``xlt fit --help``, so ``--model.help``/``--data.help`` find xlt's."""
+
+
+def import_xlt_classes() -> None:
+    """Import every module of :data:`CLASS_PACKAGES` (xlt's LightningModules, LightningDataModules, callbacks and
+    strategies), so help and short class names (``--data UDPOSDataModule``) know them. Only the Lightning
+    subcommands pay for it; ``xlt --help`` imports none of this."""
+    for package_name in CLASS_PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            importlib.import_module(module.name)
 
 
 def terminal_attached() -> bool:
@@ -38,6 +54,7 @@ class XltCLI(LightningCLI):
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, run_subdir: str | None = None,
                  parser_kwargs: dict[str, Any] | None = None) -> None:
         self.run_subdir = run_subdir  # e.g. seed3: one root directory per seed of `--seeds`
+        import_xlt_classes()
         super().__init__(
             model_class=LightningModule,
             datamodule_class=LightningDataModule,

@@ -43,8 +43,11 @@ from xlt.hub import meant_as_path
 from xlt.synthetic import SPECS, cached_panel, cached_panel_dir
 from xlt.tokenization.sampling import scan_text_file
 
-__all__ = ["HubText", "SyntheticPanel", "TextDirectory", "TextSource", "as_task_source", "as_text_source",
-           "find_text_file", "list_text_files"]
+__all__ = ["PANEL_FILE", "HubText", "SyntheticPanel", "TextDirectory", "TextSource", "as_task_source",
+           "as_text_source", "default_panel", "find_text_file", "list_text_files"]
+
+PANEL_FILE = "panel.yaml"
+"""The panel a data directory carries (``xlt synth`` writes one): :meth:`TextSource.panel_file` finds it."""
 
 
 # ---------------------------------------------------------------------------------------------- discovery
@@ -169,6 +172,22 @@ class TextSource(ABC):
         """The local folder the text comes in, with what lies beside it (a ``panel.yaml``, a ``ud/`` folder, …):
         a corpus directory, the synthetic panel's directory (after :meth:`prepare`); ``None`` for a source whose
         text is not in a local folder (a hub dataset: :meth:`dataset` gives its rows, :meth:`text_file` nothing)."""
+        return None
+
+    def panel_file(self) -> Path | None:
+        """The ``panel.yaml`` the data carries: in :meth:`local_dir` (a directory written by ``xlt synth``) or in
+        the folder just above it (a task or ``mlm`` folder inside such a directory, e.g. ``<out>/ud``; for a
+        single file, its folder and that folder's parent); ``None`` when there is none. Data modules use it when
+        no panel is given."""
+        folder = self.local_dir()
+        if folder is None:
+            return None
+        folder = folder.expanduser()
+        if folder.is_file():
+            folder = folder.parent
+        for candidate in (folder / PANEL_FILE, folder.parent / PANEL_FILE):
+            if candidate.is_file():
+                return candidate
         return None
 
 
@@ -413,6 +432,15 @@ def _load_hub_dataset(dataset_id: str, config: str | None, split: str, cache_dir
 
 # ---------------------------------------------------------------------------------------------- shorthand
 _CLASSES = {cls.__name__: cls for cls in (SyntheticPanel, TextDirectory, HubText)}
+
+
+def default_panel(source: TextSource, fallback: str) -> str:
+    """The panel of a data module given none: ``synthetic`` for the synthetic panel, else the ``panel.yaml`` the
+    source's directory carries (:meth:`TextSource.panel_file`, as a path), else ``fallback``."""
+    if isinstance(source, SyntheticPanel):
+        return "synthetic"
+    found = source.panel_file()
+    return str(found) if found is not None else fallback
 
 
 def as_text_source(value: TextSource | str | Mapping[str, Any], cache_dir: str | Path) -> TextSource:

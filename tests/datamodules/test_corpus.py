@@ -18,7 +18,7 @@ from xlt.datamodules.blocks import pack_blocks
 from xlt.datamodules.corpus import MultilingualCorpusDataModule
 from xlt.errors import XltError
 from xlt.languages import load_panel
-from xlt.sources import HubText, SyntheticPanel
+from xlt.sources import HubText, SyntheticPanel, TextDirectory
 from xlt.tokenization.tokenizer import XltTokenizer
 
 WORDS = {
@@ -330,3 +330,24 @@ def test_synthetic_panel_integration(synthetic_dir: Path, tmp_path: Path) -> Non
     assert batch["input_ids"].shape == (8, 32) and int(batch["lang"].max()) < len(panel.codes)
     tok = XltTokenizer.load(module.tokenizer_dir)
     assert tok.vocab_size == 1002 and tok.manifest["languages"] == panel.codes
+
+
+def test_corpus_directory_carries_its_panel(root: Path, synthetic_dir: Path, tmp_path: Path) -> None:
+    """No panel given: the corpus directory's panel.yaml (an `xlt synth` output, from its `mlm/` folder too),
+    else the synthetic panel; an explicit panel always wins."""
+    common = {"tokenizer_vocab_size": 360, "cache_dir": str(tmp_path / "cache")}
+    synth = load_panel(synthetic_dir / "panel.yaml")
+    for corpus in (str(synthetic_dir), str(synthetic_dir / "mlm"), TextDirectory(str(synthetic_dir / "mlm"))):
+        module = MultilingualCorpusDataModule(corpus=corpus, **common)
+        assert module.panel.codes == synth.codes == module.language_codes, corpus
+    own = tmp_path / "own"
+    shutil.copytree(root / "text", own / "text")
+    (own / "panel.yaml").write_text(yaml.safe_dump(PANEL), encoding="utf-8")
+    carried = MultilingualCorpusDataModule(corpus=str(own / "text"), **common)
+    assert carried.panel.name == "tiny" and carried.language_codes == ["eng", "rus", "hin"]
+    explicit = MultilingualCorpusDataModule(corpus=str(own / "text"), panel=str(root / "tiny.yaml"), **common)
+    assert explicit.panel.name == "tiny"
+    with pytest.raises(XltError, match="no <code>.txt file for any language of panel 'synthetic'"):
+        MultilingualCorpusDataModule(corpus=str(own / "text"), panel="synthetic", **common)
+    with pytest.raises(XltError, match="no <code>.txt file for any language of panel 'synthetic'"):
+        MultilingualCorpusDataModule(corpus=str(root / "text"), **common)  # no panel.yaml: synthetic, as before

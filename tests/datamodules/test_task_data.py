@@ -211,7 +211,9 @@ def test_source_objects_and_shorthand_strings_read_the_same_rows(task_panel_dir:
     # the panel default and the QA protocol follow the source
     assert XNLIDataModule(data="synthetic", cache_dir=str(cache)).data == SyntheticPanel(0, 1.0, str(cache))
     assert XNLIDataModule(data="synthetic").panel_spec == "synthetic"
-    assert XNLIDataModule(data=str(task_panel_dir / "xnli")).panel_spec == "paper40"
+    # a folder of a directory `xlt synth` wrote: the directory's panel.yaml (its path, as runs record it)
+    carried = str((task_panel_dir / "panel.yaml").resolve())
+    assert XNLIDataModule(data=str(task_panel_dir / "xnli")).panel_spec == carried
     qa = QADataModule(data=SyntheticPanel(scale=0.25), cache_dir=str(cache), data_per_language={
         "qab": str(task_panel_dir / "qa" / "qab" / "train.json"),
         "qac": {"class_path": "xlt.sources.TextDirectory", "init_args": {"path": str(task_panel_dir / "qa")}}})
@@ -220,6 +222,53 @@ def test_source_objects_and_shorthand_strings_read_the_same_rows(task_panel_dir:
     assert qa.source_of("qab") == (str(task_panel_dir / "qa" / "qab" / "train.json"), None)
     assert qa.source_of("qac") == (str(task_panel_dir / "qa" / "qac"), None)
     assert qa.is_synthetic("qaa") and not qa.is_synthetic("qac")
+
+
+def test_data_from_xlt_synth_carries_its_panel(tmp_path: Path, tiny_tokenizer_dir: Path) -> None:
+    """`xlt synth --out X` then a task module on `X/ud` (or `X`, or a TextDirectory of either) with no panel uses
+    X's panel.yaml, not paper40 (which would reject qaa); explicit panels and data without a panel.yaml keep the
+    old defaults."""
+    from xlt.cli import main
+    from xlt.datamodules.udpos import UDPOSDataModule
+
+    out = tmp_path / "synth"
+    main(["synth", "--out", str(out), "--scale", "0.05"])
+    panel_file = str((out / "panel.yaml").resolve())
+    for data in (str(out / "ud"), str(out), TextDirectory(str(out / "ud"))):
+        dm = UDPOSDataModule(data=data, tokenizer=str(tiny_tokenizer_dir), eval_languages=["qab"])
+        assert dm.panel.codes == SYNTHETIC and dm.panel_spec == panel_file, data  # the tag xlt.panel
+        assert dm.train_languages == ["qaa"]
+    dm = UDPOSDataModule(data=str(out / "ud"), tokenizer=str(tiny_tokenizer_dir), eval_languages=["qab"])
+    dm.setup("test")
+    assert list(dm.splits["test"]) == ["qab"]
+    explicit = UDPOSDataModule(data=str(out / "ud"), panel="paper40")
+    assert explicit.panel_spec == "paper40" and "qaa" not in explicit.panel
+    bare = tmp_path / "bare" / "ud"
+    bare.mkdir(parents=True)
+    assert UDPOSDataModule(data=str(bare)).panel_spec == "paper40"
+
+
+def test_a_run_on_carried_panel_data_tags_the_panel_file(synthetic_dir: Path, tiny_tokenizer_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """The run tag ``xlt.panel`` of a task run on `<synth_out>/ud` without a panel is the panel.yaml's path."""
+    import lightning.pytorch as pl
+    from mlflow.tracking import MlflowClient
+
+    from xlt.callbacks.tracking import TrackingLogger
+    from xlt.datamodules.udpos import UDPOSDataModule
+    from xlt.models.token_classification import TokenClassification
+
+    dm = UDPOSDataModule(data=str(synthetic_dir / "ud"), tokenizer=str(tiny_tokenizer_dir), eval_languages=["qab"])
+    config = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+              "max_position_embeddings": 130, "vocab_size": len(dm.tokenizer_for("qaa"))}
+    model = TokenClassification(encoder="xlm-roberta", config=config, n_boot=10, seed=0,
+                                predictions_dir=str(tmp_path / "pred"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = TrackingLogger(experiment_name="carried-panel", tracking_uri=uri)
+    pl.Trainer(accelerator="cpu", logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).test(model, dm, verbose=False)
+    tags = MlflowClient(tracking_uri=uri).get_run(logger.run_id).data.tags
+    assert tags["xlt.panel"] == str((synthetic_dir / "panel.yaml").resolve())
 
 
 def test_hub_sources_name_the_dataset_and_each_language_config(monkeypatch: pytest.MonkeyPatch,

@@ -52,7 +52,7 @@ from xlt.datamodules.blocks import (
 from xlt.datamodules.sampler import LanguageSampler, check_compatible, resolve_factors
 from xlt.errors import XltError
 from xlt.languages import Panel, load_panel
-from xlt.sources import TextSource, as_text_source
+from xlt.sources import TextSource, as_text_source, default_panel
 from xlt.tokenization.fit import fit_tokenizer_from_datasets
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, tokenizer_fingerprint
 from xlt.tokenization.vocabulary import VocabularyConfig, resolve_designated
@@ -82,7 +82,7 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
     def __init__(
         self,
         corpus: TextSource | str = "synthetic",
-        panel: str = "synthetic",
+        panel: str | None = None,
         languages: list[str] | None = None,
         tokenizer: str | None = None,
         tokenizer_vocab_size: int = 8000,
@@ -107,6 +107,8 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
                 ``xlt.sources.HubText`` (``dataset``, ``config``, ``split``, ``column``: a hub dataset, one config
                 per language). Short forms: ``synthetic``, a directory path, ``hf:<dataset_id>``.
             panel: language panel (name under configs/panels or a YAML path); gives codes and buckets.
+                Default: the ``panel.yaml`` the corpus directory carries (``xlt synth`` writes one; also found
+                from its ``mlm/`` folder), else ``synthetic``.
             languages: ISO 639-3 codes to train on (default: the panel's languages that have text).
             tokenizer: tokenizer directory; ``None`` fits one in ``prepare_data`` into
                 ``<cache_dir>/tokenizer-<hash of corpus, languages and vocabulary size>``.
@@ -151,8 +153,8 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         if isinstance(corpus, TextSource):  # checkpoints hold plain types (they load with weights_only=True)
             self.hparams["corpus"] = corpus.config()
         self.cache_root = Path(cache_dir)
-        self.panel: Panel = load_panel(panel)
         self.corpus: TextSource = as_text_source(corpus, cache_dir)  # a source without a cache uses cache_dir
+        self.panel: Panel = load_panel(panel or default_panel(self.corpus, "synthetic"))
         self.corpus.check()  # the source exists (a corpus directory is there); nothing is read
 
         if languages is not None:

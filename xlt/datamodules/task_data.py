@@ -38,7 +38,7 @@ from xlt.errors import DataNotFound, XltError
 from xlt.hub import require_local_or_hub
 from xlt.languages import Panel, load_panel
 from xlt.seeding import derive_seed
-from xlt.sources import SyntheticPanel, TextSource, as_task_source
+from xlt.sources import SyntheticPanel, TextSource, as_task_source, default_panel
 
 ModelSelection = Literal["source", "target"]
 IGNORE_INDEX = -100
@@ -213,7 +213,8 @@ class TaskDataModule(L.LightningDataModule):
             tokenizer: the encoder's tokenizer: an xlt tokenizer directory, an export directory or a hub id.
                 Default: the model's ``encoder`` when it is a directory or hub id (set by ``xlt fit``).
             panel: language panel (name under configs/panels or a YAML path) for language groups; default
-                ``synthetic`` for synthetic data, else ``paper40``.
+                ``synthetic`` for synthetic data, else the ``panel.yaml`` the data directory carries (``xlt
+                synth`` writes one; also found from a task folder inside it, e.g. ``<out>/ud``), else ``paper40``.
             train_languages: languages whose train split is fine-tuned on. Default ``[eng]``, or the panel's
                 first language when it lacks English (``qaa``, the source language of the synthetic panel).
             eval_languages: languages evaluated on their test split. Default: every panel language with test
@@ -252,7 +253,7 @@ class TaskDataModule(L.LightningDataModule):
                                                  for code, v in (data_per_language or {}).items()}
         #: where the task data comes from (a source without a cache uses ``cache_dir``)
         self.data: TextSource = as_task_source(data, cache_dir)
-        panel = panel or ("synthetic" if isinstance(self.data, SyntheticPanel) else "paper40")
+        panel = panel or default_panel(self.data, "paper40")
         self.panel: Panel = load_panel(panel)
         #: the panel as runs record it (tag ``xlt.panel``): a built-in name, else the file's absolute path
         self.panel_spec = str(Path(panel).resolve()) if Path(panel).is_file() else panel
