@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import pkgutil
 import sys
@@ -24,7 +25,21 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from xlt.callbacks.summary import PlainProgress, print_run_summary
 from xlt.callbacks.tracking import LanguageMixLogger, ResolvedConfigToMLflow
+
+# Lightning 2.6's own call into torch.utils._pytree warns on every fit; it says nothing about the user's run.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                        category=FutureWarning)
+
+
+def _not_litlogger_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip: For seamless cloud logging")  # an advert on every fit
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_not_litlogger_tip)
+
 
 CLASS_PACKAGES = ("xlt.models", "xlt.datamodules", "xlt.callbacks")
 """Packages whose modules are imported before the parser is built: jsonargparse lists the subclasses that exist
@@ -64,7 +79,7 @@ class XltCLI(LightningCLI):
             save_config_kwargs={"save_to_log_dir": False},
             trainer_defaults={
                 "logger": {"class_path": "xlt.callbacks.tracking.TrackingLogger"},
-                "callbacks": [LanguageMixLogger()],
+                "callbacks": [LanguageMixLogger(), PlainProgress()],
                 "enable_progress_bar": terminal_attached(),
             },
             parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False, **(parser_kwargs or {})},
@@ -115,11 +130,19 @@ class XltCLI(LightningCLI):
     def after_fit(self) -> None:
         """Task modules with ``test_after_fit`` evaluate on every evaluation language after ``xlt fit``:
         the best checkpoint when a monitored ModelCheckpoint exists, else the final weights."""
-        if not getattr(self.model, "test_after_fit", False) or self.trainer.interrupted:
-            return
-        best = self.trainer.checkpoint_callback
-        use_best = isinstance(best, ModelCheckpoint) and best.monitor is not None and bool(best.best_model_path)
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if use_best else None)
+        if getattr(self.model, "test_after_fit", False) and not self.trainer.interrupted:
+            best = self.trainer.checkpoint_callback
+            use_best = isinstance(best, ModelCheckpoint) and best.monitor is not None and bool(best.best_model_path)
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if use_best else None)
+        print_run_summary(self.trainer, self.model, "fit")
+
+    def after_validate(self) -> None:
+        """The end-of-run summary (:mod:`xlt.callbacks.summary`)."""
+        print_run_summary(self.trainer, self.model, "validate")
+
+    def after_test(self) -> None:
+        """The end-of-run summary (:mod:`xlt.callbacks.summary`)."""
+        print_run_summary(self.trainer, self.model, "test")
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.language_codes", "model.init_args.languages", apply_on="instantiate")

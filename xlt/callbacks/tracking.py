@@ -284,6 +284,7 @@ class LanguageMixLogger(Callback):
 
     def __init__(self) -> None:
         self.counts: Counter[int] = Counter()
+        self.last_shares: dict[str, float] = {}  # the realised shares last logged (rank 0), for the run summary
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -302,7 +303,8 @@ class LanguageMixLogger(Callback):
         total = float(counts.sum())
         if not trainer.is_global_zero or not total:
             return
-        metrics = {f"train/sampling/share/{code}": float(counts[i]) / total for i, code in enumerate(codes)}
+        self.last_shares = {code: float(counts[i]) / total for i, code in enumerate(codes)}
+        metrics = {f"train/sampling/share/{code}": share for code, share in self.last_shares.items()}
         target = getattr(trainer.datamodule, "sampling_distribution", None)
         if callable(target):
             metrics.update({f"train/sampling/target/{code}": p for code, p in target().items()})

@@ -35,6 +35,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.utils.data import DataLoader
 
 from xlt.datamodules.blocks import (
@@ -231,12 +232,19 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         self.corpus.check(self.language_codes, read=True)
 
     def prepare_data(self) -> None:
-        """Generate / load the text, fit the tokenizer if needed, tokenize and pack (all cached)."""
+        """Generate / load the text, fit the tokenizer if needed, tokenize and pack (all cached); one line per stage
+        instead of a ``datasets`` bar per language and split."""
         self.corpus.prepare()  # the synthetic panel: generated once into its cache
         block_paths = self._block_paths()
         if block_paths is not None and all(p.is_file() for p in block_paths.values()):
             return  # everything cached: nothing is read or tokenized
         self.check_inputs()
+        from xlt.callbacks.summary import quiet_progress_bars
+
+        with quiet_progress_bars():
+            self._prepare()
+
+    def _prepare(self) -> None:
         hf_cache = self.cache_root / "hf"
         texts = {code: self.corpus.dataset(code, hf_cache) for code in self.language_codes}
         if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():
@@ -253,7 +261,10 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             except XltError:
                 if not (Path(self.tokenizer_dir) / MODEL_FILE).is_file():  # not a concurrent fit
                     raise
+            rank_zero_info(f"xlt: fitted a {self.tokenizer_vocab_size}-piece tokenizer on {len(texts)} languages "
+                           f"into {self.tokenizer_dir}")
         tokenizer = XltTokenizer.load(self.tokenizer_dir)
+        languages, tokens, blocks = 0, 0, 0
         for code, (token_path, block_path) in self._cache_paths(self._tokenizer_key()).items():
             if block_path.is_file():
                 continue
@@ -262,6 +273,10 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
             n_blocks = pack_blocks(arrow_token_batches(tokenized), total, self.block_size, block_path)
             log.info("%s: %d sentences, %d tokens -> %d blocks of %d", code, len(tokenized), total, n_blocks,
                      self.block_size)
+            languages, tokens, blocks = languages + 1, tokens + total, blocks + n_blocks
+        if languages:
+            rank_zero_info(f"xlt: tokenized {languages} languages ({tokens:,} tokens) -> {blocks:,} blocks of "
+                           f"{self.block_size} in {self.cache_root / 'blocks'}")
 
     def _tokenize(self, code: str, text, tokenizer: XltTokenizer, token_path: Path):
         import datasets

@@ -340,6 +340,7 @@ def report(experiment: str = "quickstart", tracking_uri: str | None = None, filt
         print(f"transfer views (% of supervised, gap recovered, matrices): {target / 'transfer.md'}")
     if log_to_mlflow:
         _log_report(experiment, tracking_uri, target, filter, stage)
+    print(f"wrote {target} (table2.md/.csv/.png, languages_<task>.md/.csv)")
     return target
 
 

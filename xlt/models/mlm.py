@@ -412,7 +412,9 @@ class MLMPretraining(pl.LightningModule):
             from xlt.models.sharding import unsharded_from_state_dict
 
             model = unsharded_from_state_dict(lambda: build_masked_lm(self.encoder, self.hf_config, False), state_dict)
-        with atomic_dir(path, overwrite=True) as tmp:
+        from xlt.callbacks.summary import quiet_progress_bars
+
+        with atomic_dir(path, overwrite=True) as tmp, quiet_progress_bars():  # no "Writing model shards" bar
             model.save_pretrained(tmp)
             if self.tokenizer_dir is not None:
                 tokenizer = self._load_tokenizer()

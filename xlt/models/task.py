@@ -92,7 +92,10 @@ def build_task_model(auto_class: Any, encoder: str, overrides: dict[str, Any] | 
     config = build_config(encoder, overrides)  # XltError for a missing directory / unknown id
     for key, value in head.items():
         setattr(config, key, value)
-    return in_train_mode(auto_class.from_pretrained(encoder, config=config))
+    from xlt.callbacks.summary import quiet_progress_bars
+
+    with quiet_progress_bars():  # no "Loading weights" bar
+        return in_train_mode(auto_class.from_pretrained(encoder, config=config))
 
 
 def _float64(value: float) -> torch.Tensor:
@@ -409,7 +412,9 @@ class TaskModule(pl.LightningModule):
         """Save the task model (``AutoModelFor*.from_pretrained`` loads it) and the tokenizer, atomically."""
         assert self.model is not None, "call configure_model() first"
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        with atomic_dir(path, overwrite=True) as tmp:
+        from xlt.callbacks.summary import quiet_progress_bars
+
+        with atomic_dir(path, overwrite=True) as tmp, quiet_progress_bars():  # no "Writing model shards" bar
             self.model.save_pretrained(tmp)
             if datamodule is not None and datamodule.tokenizer_dir is not None:
                 datamodule.tokenizer_for(datamodule.source_language).save_pretrained(tmp)
