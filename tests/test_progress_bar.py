@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.callbacks import RichProgressBar
 
 import xlt.lightning_cli
 from xlt.lightning_cli import XltCLI
@@ -21,6 +22,17 @@ def test_progress_bar_follows_the_terminal(config: str, attached: bool, tmp_path
                   "--trainer.logger.init_args.tracking_uri", mlflow_uri, "--model.init_args.encoder", "xlm-roberta"],
                  run=False)
     assert (cli.trainer.progress_bar_callback is not None) is attached
+    if attached:  # a person watches: Lightning's rich bar (Lightning picks it whenever rich is installed)
+        assert isinstance(cli.trainer.progress_bar_callback, RichProgressBar)
+
+
+def test_a_terminal_user_can_turn_the_bar_off(tmp_path: Path, mlflow_uri: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xlt.lightning_cli, "terminal_attached", lambda: True)
+    cli = XltCLI(["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.enable_progress_bar", "false",
+                  "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.tracking_uri",
+                  mlflow_uri], run=False)
+    assert cli.trainer.progress_bar_callback is None
 
 
 def test_the_progress_bar_can_still_be_forced_on(tmp_path: Path, mlflow_uri: str,
