@@ -124,7 +124,8 @@ def test_table2_cells_are_mean_std_and_mean_ci_over_seeds(written: dict, table2:
     notes = [line for line in markdown.splitlines() if line.startswith("Note:")]
     assert notes == [f"Note: 2 runs of multi_s / d / xnli / seed 7: kept the latest ({ids['B_xnli']}), ignored "
                      f"{ids['B_old']}."]
-    assert written["stdout"] == markdown
+    assert written["stdout"] == markdown + (f"wrote {written['out']} (table2.md/.csv/.png, "
+                                            "languages_<task>.md/.csv)\n")  # the table, then where it went
 
 
 def test_table2_csv_is_long_format_with_every_group(written: dict, table2: dict) -> None:
