@@ -26,19 +26,12 @@ def test_progress_bar_follows_the_terminal(config: str, attached: bool, tmp_path
         assert isinstance(cli.trainer.progress_bar_callback, RichProgressBar)
 
 
-def test_a_terminal_user_can_turn_the_bar_off(tmp_path: Path, mlflow_uri: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xlt.lightning_cli, "terminal_attached", lambda: True)
-    cli = XltCLI(["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.enable_progress_bar", "false",
-                  "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.tracking_uri",
-                  mlflow_uri], run=False)
-    assert cli.trainer.progress_bar_callback is None
-
-
-def test_the_progress_bar_can_still_be_forced_on(tmp_path: Path, mlflow_uri: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xlt.lightning_cli, "terminal_attached", lambda: False)
-    cli = XltCLI(["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.enable_progress_bar", "true",
-                  "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.tracking_uri",
-                  mlflow_uri], run=False)
-    assert cli.trainer.progress_bar_callback is not None
+@pytest.mark.parametrize(("attached", "enabled"), [(True, False), (False, True)])
+def test_the_config_overrides_the_terminal_default(attached: bool, enabled: bool, tmp_path: Path, mlflow_uri: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A terminal user can turn the bar off; a log can have it forced on."""
+    monkeypatch.setattr(xlt.lightning_cli, "terminal_attached", lambda: attached)
+    cli = XltCLI(["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.enable_progress_bar",
+                  str(enabled).lower(), "--trainer.default_root_dir", str(tmp_path),
+                  "--trainer.logger.init_args.tracking_uri", mlflow_uri], run=False)
+    assert (cli.trainer.progress_bar_callback is not None) is enabled
