@@ -4,10 +4,8 @@ MLflow run and the commands to open it). Rank 0 only."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +14,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from xlt.callbacks.tracking import LanguageMixLogger, mlflow_loggers
 from xlt.mlflow_store import ui_address
-
-
-@contextlib.contextmanager
-def quiet_progress_bars() -> Iterator[None]:
-    """``datasets`` and ``transformers`` progress bars off inside the block (one bar per language, split or shard
-    is noise in xlt's own data preparation and export), restored afterwards for the user's own code."""
-    from datasets.utils import logging as datasets_logging
-    from transformers.utils import logging as transformers_logging
-
-    datasets_on = datasets_logging.is_progress_bar_enabled()
-    transformers_on = transformers_logging.is_progress_bar_enabled()
-    datasets_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if datasets_on:
-            datasets_logging.enable_progress_bar()
-        if transformers_on:
-            transformers_logging.enable_progress_bar()
 
 
 def _number(value: Any) -> float | None:
@@ -120,10 +98,7 @@ def _mlm_table(trainer: Trainer, pl_module: LightningModule) -> list[str]:
         target = trainer.datamodule.sampling_distribution()
 
     def bucket(code: str) -> str:
-        try:
-            return str(panel.get(code).bucket) if panel is not None else ""
-        except Exception:  # noqa: BLE001 - a language outside the panel has no bucket
-            return ""
+        return str(panel.get(code).bucket) if panel is not None and code in panel else ""
 
     header = f"  {'lang':<6} {'bucket':<8} {'val loss':>9} {'ppl':>9}"
     if shares:

@@ -53,6 +53,7 @@ from xlt.datamodules.blocks import (
 from xlt.datamodules.sampler import LanguageSampler, check_compatible, resolve_factors
 from xlt.errors import XltError
 from xlt.languages import Panel, load_panel
+from xlt.progress import quiet_progress_bars
 from xlt.sources import TextSource, as_text_source, default_panel
 from xlt.tokenization.fit import fit_tokenizer_from_datasets
 from xlt.tokenization.tokenizer import MODEL_FILE, XltTokenizer, tokenizer_fingerprint
@@ -239,8 +240,6 @@ class MultilingualCorpusDataModule(L.LightningDataModule):
         if block_paths is not None and all(p.is_file() for p in block_paths.values()):
             return  # everything cached: nothing is read or tokenized
         self.check_inputs()
-        from xlt.callbacks.summary import quiet_progress_bars
-
         with quiet_progress_bars():
             self._prepare()
 

@@ -30,13 +30,13 @@ import lightning as L
 import numpy as np
 import torch
 from datasets import Dataset, concatenate_datasets
-from datasets.utils import logging as datasets_logging
 from torch.utils.data import DataLoader, Sampler
 
 from xlt.datamodules.task_spec import TaskSpec, load_split
 from xlt.errors import DataNotFound, XltError
 from xlt.hub import require_local_or_hub
 from xlt.languages import Panel, load_panel
+from xlt.progress import quiet_progress_bars
 from xlt.seeding import derive_seed
 from xlt.sources import SyntheticPanel, TextSource, as_task_source, default_panel
 
@@ -431,13 +431,8 @@ class TaskDataModule(L.LightningDataModule):
     def _build(self, split: str) -> None:
         if split in ("train", "dev") and not self.trainable:
             return
-        bars = datasets_logging.is_progress_bar_enabled()
-        datasets_logging.disable_progress_bar()  # one bar per language and split is noise
-        try:
+        with quiet_progress_bars():  # one bar per language and split is noise
             self._build_split(split)
-        finally:
-            if bars:
-                datasets_logging.enable_progress_bar()
 
     def _build_split(self, split: str) -> None:
         parts = []

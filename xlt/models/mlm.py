@@ -36,6 +36,7 @@ from xlt.models.embeddings import VocabularyLayout, build_masked_lm_for_vocabula
 from xlt.models.encoder import build_config, build_masked_lm, usable_positions
 from xlt.models.masking import IGNORE_INDEX, TokenMasker
 from xlt.models.optimization import adamw_param_groups, lr_factor
+from xlt.progress import quiet_progress_bars
 from xlt.seeding import derive_seed
 
 # xlt tokenizers use the fairseq/XLM-R layout: <s>=0 <pad>=1 </s>=2 <unk>=3, <mask> = last id.
@@ -412,8 +413,6 @@ class MLMPretraining(pl.LightningModule):
             from xlt.models.sharding import unsharded_from_state_dict
 
             model = unsharded_from_state_dict(lambda: build_masked_lm(self.encoder, self.hf_config, False), state_dict)
-        from xlt.callbacks.summary import quiet_progress_bars
-
         with atomic_dir(path, overwrite=True) as tmp, quiet_progress_bars():  # no "Writing model shards" bar
             model.save_pretrained(tmp)
             if self.tokenizer_dir is not None:

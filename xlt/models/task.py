@@ -38,6 +38,7 @@ from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
 from xlt.models.checkpoints import load_checkpoint, xlt_module_class
 from xlt.models.encoder import build_config, in_train_mode, is_model_type, usable_positions
 from xlt.models.optimization import adamw_param_groups, lr_factor
+from xlt.progress import quiet_progress_bars
 from xlt.seeding import derive_seed
 
 
@@ -92,8 +93,6 @@ def build_task_model(auto_class: Any, encoder: str, overrides: dict[str, Any] | 
     config = build_config(encoder, overrides)  # XltError for a missing directory / unknown id
     for key, value in head.items():
         setattr(config, key, value)
-    from xlt.callbacks.summary import quiet_progress_bars
-
     with quiet_progress_bars():  # no "Loading weights" bar
         return in_train_mode(auto_class.from_pretrained(encoder, config=config))
 
@@ -412,8 +411,6 @@ class TaskModule(pl.LightningModule):
         """Save the task model (``AutoModelFor*.from_pretrained`` loads it) and the tokenizer, atomically."""
         assert self.model is not None, "call configure_model() first"
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        from xlt.callbacks.summary import quiet_progress_bars
-
         with atomic_dir(path, overwrite=True) as tmp, quiet_progress_bars():  # no "Writing model shards" bar
             self.model.save_pretrained(tmp)
             if datamodule is not None and datamodule.tokenizer_dir is not None:
