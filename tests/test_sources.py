@@ -242,7 +242,8 @@ def _printed_corpus(capsys: pytest.CaptureFixture[str], *args: str):
 
 
 def test_cli_object_form_and_shorthand(capsys: pytest.CaptureFixture[str], text_dir: Path) -> None:
-    synthetic = {"class_path": "xlt.sources.SyntheticPanel", "init_args": {"seed": 0, "scale": 1.0, "cache_dir": None}}
+    synthetic = {"class_path": "xlt.sources.SyntheticPanel",
+                 "init_args": {"seed": 0, "scale": 1.0, "cache_dir": None, "task_scale": None}}
     assert _printed_corpus(capsys) == synthetic  # the quickstart shows the source object
     assert _printed_corpus(capsys, "--data.init_args.corpus.init_args.scale", "0.5")["init_args"]["scale"] == 0.5
     assert _printed_corpus(capsys, "--data.init_args.corpus", "synthetic") == "synthetic"

@@ -305,7 +305,8 @@ def test_task_configs_show_the_source_object_and_keep_the_shorthand(capsys: pyte
         assert exit_info.value.code in (0, None), captured.err
         return yaml.safe_load(captured.out)["data"]["init_args"]
 
-    synthetic = {"class_path": "xlt.sources.SyntheticPanel", "init_args": {"seed": 0, "scale": 1.0, "cache_dir": None}}
+    synthetic = {"class_path": "xlt.sources.SyntheticPanel",
+                 "init_args": {"seed": 0, "scale": 1.0, "cache_dir": None, "task_scale": None}}
     assert printed()["data"] == synthetic
     assert printed("--data.data.init_args.scale", "0.5")["data"]["init_args"]["scale"] == 0.5
     for short in ("../shared/data/ud", "synthetic", "google/xtreme_s", "hf:google/xtreme_s"):

@@ -351,3 +351,19 @@ def test_cached_panel_is_generated_once_where_every_consumer_looks(synthetic_dir
     (cache / "synthetic-seed0-scale0.5").mkdir()  # taken, but not by a panel: the error stands
     with pytest.raises(XltError, match="already exists"):
         S.cached_panel(cache, seed=0, scale=0.5)
+
+
+def test_task_scale_sizes_the_task_files_alone(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = S.generate_panel(tmp_path / "p", seed=0, scale=SCALE, task_scale=0.1)
+    for path in sorted((synthetic_dir / "mlm").glob("*.txt")):  # the MLM text is that of the panel at SCALE
+        assert filecmp.cmp(path, out / "mlm" / path.name, shallow=False), path.name
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    base = json.loads((synthetic_dir / "manifest.json").read_text())["counts"]
+    assert counts["xnli/qaa/train.tsv"] == 60 and base["xnli/qaa/train.tsv"] == 30  # 600 x 0.1 and x 0.05
+    assert counts["tatoeba/tatoeba.qab-qaa.qab"] == 100
+    assert sum(1 for _ in open(out / "xnli" / "qaa" / "train.tsv", encoding="utf-8")) == 61  # header + rows
+    assert S.cached_panel_dir(tmp_path, 0, 1.0, 16) == tmp_path / "synthetic-seed0-scale1-tasks16"
+    assert S.cached_panel_dir(tmp_path, 0, 1.0, 1.0) == tmp_path / "synthetic-seed0-scale1"  # same panel
+    with pytest.raises(XltError, match="task scale -1 is not a positive number"):
+        S.generate_panel(tmp_path / "bad", task_scale=-1)
+    assert not (tmp_path / "bad").exists()

@@ -160,7 +160,8 @@ def _printed(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
 
 
 def test_print_config_shows_the_source_object_and_keeps_the_shorthand(capsys: pytest.CaptureFixture[str]) -> None:
-    synthetic = {"class_path": "xlt.sources.SyntheticPanel", "init_args": {"seed": 0, "scale": 1.0, "cache_dir": None}}
+    synthetic = {"class_path": "xlt.sources.SyntheticPanel",
+                 "init_args": {"seed": 0, "scale": 1.0, "cache_dir": None, "task_scale": None}}
     assert _printed(capsys)["corpus"] == synthetic
     assert _printed(capsys, "--corpus.init_args.scale", "0.5")["corpus"]["init_args"]["scale"] == 0.5
     for short in ("synthetic", "data/cc100", "hf:org/cc"):  # the configs' paper-scale lines use a directory

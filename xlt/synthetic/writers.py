@@ -3,8 +3,9 @@
 :class:`_Generator` writes one task at a time for every language (MLM text, CoNLL-U, CoNLL NER, XNLI and
 PAWS-X TSV, SQuAD JSON, line-aligned Tatoeba files) and counts what it wrote for the manifest. Task files
 are parallel across languages (example i realises the same meaning everywhere); MLM text is not. Sizes
-scale with ``scale`` (:func:`scaled_size`: :data:`TASK_SIZES`, :data:`TATOEBA_SIZE`, the MLM bucket sizes)
-with floors so that tiny scales still give usable dev and test sets.
+scale with ``scale`` (MLM bucket sizes) and ``task_scale`` (:data:`TASK_SIZES`, :data:`TATOEBA_SIZE`; default
+``scale``) through :func:`scaled_size`, with floors so that tiny scales still give usable dev and test sets. Every
+file draws from its own seeded stream, so the MLM text does not depend on ``task_scale``.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def scaled_size(base: int, scale: float, minimum: int) -> int:
 
 
 class _Generator:
-    def __init__(self, root: Path, seed: int, scale: float) -> None:
+    def __init__(self, root: Path, seed: int, scale: float, task_scale: float | None = None) -> None:
         self.root, self.seed, self.scale = root, seed, scale
+        self.task_scale = scale if task_scale is None else task_scale
         self.world = World(seed)
         self.codes = [s.code for s in SPECS]
         self.counts: dict[str, int] = {}
@@ -85,7 +87,7 @@ class _Generator:
 
     def ud_ner(self, task: str, profile: str) -> None:
         for split in SPLITS:
-            n = scaled_size(TASK_SIZES[split], self.scale, MIN_EVAL_EXAMPLES)
+            n = scaled_size(TASK_SIZES[split], self.task_scale, MIN_EVAL_EXAMPLES)
             sampler = self.world.sampler(f"{task}/{split}")
             meanings = [sampler.sentence(profile) for _ in range(n)]
             for code in self.codes:
@@ -99,7 +101,7 @@ class _Generator:
 
     def xnli(self) -> None:
         for split in SPLITS:
-            n = scaled_size(TASK_SIZES[split], self.scale, MIN_EVAL_EXAMPLES)
+            n = scaled_size(TASK_SIZES[split], self.task_scale, MIN_EVAL_EXAMPLES)
             sampler = self.world.sampler(f"xnli/{split}")
             labels = [NLI_LABELS[i % 3] for i in range(n)]
             sampler.rng.shuffle(labels)
@@ -113,7 +115,7 @@ class _Generator:
 
     def pawsx(self) -> None:
         for split in SPLITS:
-            n = scaled_size(TASK_SIZES[split], self.scale, MIN_EVAL_EXAMPLES)
+            n = scaled_size(TASK_SIZES[split], self.task_scale, MIN_EVAL_EXAMPLES)
             sampler = self.world.sampler(f"pawsx/{split}")
             labels = [int(i < round(0.45 * n)) for i in range(n)]
             sampler.rng.shuffle(labels)
@@ -127,7 +129,7 @@ class _Generator:
 
     def qa(self) -> None:
         for split in SPLITS:
-            n = scaled_size(TASK_SIZES[split], self.scale, MIN_EVAL_EXAMPLES)
+            n = scaled_size(TASK_SIZES[split], self.task_scale, MIN_EVAL_EXAMPLES)
             sampler = self.world.sampler(f"qa/{split}")
             rng = sampler.rng
             paragraphs: list[tuple[list[Sentence], list[tuple[int, str, str, str]]]] = []
@@ -167,7 +169,7 @@ class _Generator:
                 self.put(f"qa/{code}/{split}.json", json.dumps(obj, ensure_ascii=False) + "\n", total)
 
     def tatoeba(self) -> None:
-        n = scaled_size(TATOEBA_SIZE, self.scale, MIN_EVAL_EXAMPLES)
+        n = scaled_size(TATOEBA_SIZE, self.task_scale, MIN_EVAL_EXAMPLES)
         _, texts = _tatoeba(self.world, n)
         source = "".join(t + "\n" for t in texts[SOURCE])
         for code in self.codes:
