@@ -50,10 +50,12 @@ class Command:
 
 @dataclass(frozen=True)
 class Group:
-    """A command group (``xlt tokenizer fit|audit``): a help line and its subcommands."""
+    """A command group (``xlt tokenizer fit|audit``): a help line and its subcommands; with ``default``, the group's
+    name alone runs that command (``xlt sweep --config …`` next to ``xlt sweep best --config …``)."""
 
     help: str
     commands: Mapping[str, Command]
+    default: Command | None = None
 
 
 SUITE_COMMANDS: dict[str, Command | Group] = {
@@ -72,6 +74,10 @@ SUITE_COMMANDS: dict[str, Command | Group] = {
                            "sharded (FSDP2) or single-file checkpoint -> Hugging Face export directory"),
     "report": Command("xlt.evaluation.report:report",
                       "the paper's Table 2 (tasks x model configurations, macro scores with CIs) from MLflow runs"),
+    "sweep": Group("run or resume an Optuna study over a fit recipe (each trial a fit and an MLflow child run)", {
+        "best": Command("xlt.tuning.command:best_command",
+                        "print the chosen trial's full fit config as YAML (xlt fit --config accepts it)", recipe=True),
+    }, default=Command("xlt.tuning.command:sweep_command", "run or resume the study", recipe=True)),
 }
 
 
@@ -81,6 +87,8 @@ def run_command(entry: Command | Group, args: Sequence[str], prog: str) -> None:
     if isinstance(entry, Group):
         if args and args[0] in entry.commands:
             run_command(entry.commands[args[0]], args[1:], f"{prog} {args[0]}")
+        elif entry.default is not None:
+            run_command(entry.default, args, prog)
         else:  # help, or an error naming the valid subcommands
             auto_cli({name: command.load() for name, command in entry.commands.items()}, args=args, prog=prog,
                      description=entry.help, parser_mode="omegaconf", exit_on_error=False)
