@@ -199,3 +199,19 @@ def describe(config: PretrainedConfig) -> EncoderShape:
         vocab=int(config.vocab_size),
         positions=usable_positions(config),
     )
+
+
+def log_parameter_counts(module: Any) -> tuple[int, int]:
+    """Print a LightningModule's trainable / total parameter counts (rank 0) and log them to its loggers as the
+    params ``parameters/trainable``, ``parameters/total``; returns ``(trainable, total)``.
+
+    The counts are unique parameters (tied weights once) at their full sizes, also when sharded, so frozen-base
+    runs (language or task adapters) show what they train.
+    """
+    unique = {id(p): p for p in module.parameters()}.values()
+    trainable = sum(p.numel() for p in unique if p.requires_grad)
+    total = sum(p.numel() for p in unique)
+    module.print(f"parameters: {trainable:,} trainable of {total:,} ({100.0 * trainable / max(total, 1):.2f}%)")
+    for logger in module.loggers:
+        logger.log_hyperparams({"parameters/trainable": trainable, "parameters/total": total})
+    return trainable, total

@@ -29,11 +29,14 @@ from torch import nn
 from torchmetrics import Metric
 from transformers import PretrainedConfig, PreTrainedModel
 
+from xlt.adapters.config import AdapterSetup
+from xlt.adapters.install import InstalledAdapters, check_saved_base, install_adapters, without_adapters
+from xlt.adapters.invertible import invertible_site
 from xlt.atomic import atomic_dir
 from xlt.errors import XltError
 from xlt.models.data_parallel import global_token_mean, mask_global_rows
 from xlt.models.embeddings import VocabularyLayout, build_masked_lm_for_vocabulary
-from xlt.models.encoder import build_config, build_masked_lm, usable_positions
+from xlt.models.encoder import build_config, build_masked_lm, log_parameter_counts, usable_positions
 from xlt.models.masking import IGNORE_INDEX, TokenMasker
 from xlt.models.optimization import adamw_param_groups, lr_factor
 from xlt.progress import quiet_progress_bars
@@ -65,6 +68,9 @@ def masked_head_logits(
     root's hooks (gather embeddings and head, gradient reduction) run around it as around ``model(...)``.
     """
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    invertible = invertible_site(model)
+    if invertible is not None:  # back into the embedding space of the tied decoder (MAD-X)
+        hidden = invertible.inverse(hidden)
     return mlm_head(model)(hidden[selected])
 
 
@@ -106,6 +112,7 @@ class MLMPretraining(pl.LightningModule):
         schedule: Literal["linear", "cosine", "constant"] = "linear",
         export_dir: str | None = None,
         seed: int | None = None,
+        adapters: AdapterSetup | None = None,
     ) -> None:
         """Set up the module; the transformers model itself is built later, in ``configure_model``.
 
@@ -134,6 +141,9 @@ class MLMPretraining(pl.LightningModule):
                 Default: ``<trainer.default_root_dir>/export``.
             seed: Seed of masking and dropout (re-derived at every step). Default: the seed set by
                 ``seed_everything`` (``PL_GLOBAL_SEED``), else 0.
+            adapters: Language adapters (MAD-X) routed per example by the batch's language, and which parts
+                train (:class:`~xlt.adapters.config.AdapterSetup`, e.g. ``configs/adapters/lang_adapter_mlm.yaml``).
+                Trained adapters are saved alone under ``<export_dir>/adapters/<code>``. Default: none.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -150,6 +160,10 @@ class MLMPretraining(pl.LightningModule):
         self.schedule = schedule
         self.export_dir = export_dir
         self._seed = seed
+        self.adapter_setup = AdapterSetup.from_value(adapters)
+        if self.adapter_setup is not None:  # checkpoints hold plain types (they load with weights_only=True)
+            self.hparams["adapters"] = self.adapter_setup.config()
+        self.adapters: InstalledAdapters | None = None
         self.model: PreTrainedModel | None = None
         self._hf_config: PretrainedConfig | None = None
         self._masker: TokenMasker | None = None
@@ -224,6 +238,10 @@ class MLMPretraining(pl.LightningModule):
             config = self.hf_config
             blocks = self._load_tokenizer() if self._layout is not None else None  # block rows: mean init
             self.model = build_masked_lm_for_vocabulary(self.encoder, config, blocks)
+            if self.adapter_setup is not None:  # before sharding: the banks join their layers' FSDP groups
+                datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+                plan = self.adapter_setup.plan(self.languages, getattr(datamodule, "panel", None), config.hidden_size)
+                self.adapters = install_adapters(self.model, self.adapter_setup, plan, self.languages, self.encoder)
         if self.device_mesh is not None:  # set by ModelParallelStrategy (FSDP2): shard layers + root
             from xlt.models.sharding import shard_masked_lm, sharding_options
 
@@ -243,6 +261,9 @@ class MLMPretraining(pl.LightningModule):
         the CLI calls this before any logger or cache exists): an unknown encoder or ``model.config`` key, a
         block size beyond the encoder's positions."""
         config = self._hf_config or build_config(self.encoder, self.config_overrides)
+        if self.adapter_setup is not None:
+            plan = self.adapter_setup.plan(self.languages, getattr(datamodule, "panel", None), config.hidden_size)
+            check_saved_base(plan, self.encoder, config)
         block_size = getattr(datamodule, "block_size", None)
         if block_size is not None:
             limit = usable_positions(config)
@@ -271,6 +292,8 @@ class MLMPretraining(pl.LightningModule):
         """
         assert self.model is not None, "call configure_model() first"
         selected = labels != IGNORE_INDEX
+        if self.adapters is not None:
+            self.adapters.route(langs, len(input_ids), input_ids.device)
         # configure_model installs masked_head_logits as a (FSDP-aware) method of the model
         logits = self.model.masked_head_logits(input_ids, selected, attention_mask)
         if self._layout is not None and langs is not None and self.languages != ["all"]:
@@ -364,6 +387,10 @@ class MLMPretraining(pl.LightningModule):
             self.log("val/mlm/loss/macro", sum(losses) / len(losses))
             self.log("val/mlm/ppl/macro", sum(ppls) / len(ppls))
 
+    def on_fit_start(self) -> None:
+        """Print the trainable / total parameter counts and log them as MLflow params."""
+        log_parameter_counts(self)
+
     # -------------------------------------------------------------------------------------------- optimizer
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on biases / LayerNorm); warmup then linear / cosine / constant, per step."""
@@ -402,25 +429,31 @@ class MLMPretraining(pl.LightningModule):
         return Path(self.trainer.default_root_dir) / "export"
 
     def export(self, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
-        """Save the masked-LM model and the tokenizer's HF files to ``path`` (atomically, replacing it).
+        """Save the masked-LM model and the tokenizer's HF files to ``path`` (atomically, replacing it); with
+        adapters, the model without them and each trained adapter alone under ``path/adapters/``.
 
         ``state_dict``: the full weights gathered from a sharded model (:func:`xlt.models.sharding.full_state_dict`);
         they are saved from an unsharded twin built on the meta device.
         """
         assert self.model is not None, "call configure_model() first"
         model = self.model
+        # adapters are saved alone; the model weights are the base without them (not merged: a bottleneck with a
+        # non-linearity has no linear equivalent), so AutoModelForMaskedLM.from_pretrained loads the export
+        base_state = None if self.adapters is None else without_adapters(state_dict or self.model.state_dict())
         if state_dict is not None:
             from xlt.models.sharding import unsharded_from_state_dict
 
-            model = unsharded_from_state_dict(lambda: build_masked_lm(self.encoder, self.hf_config, False), state_dict)
+            model = unsharded_from_state_dict(lambda: build_masked_lm(self.encoder, self.hf_config, False),
+                                              without_adapters(state_dict))
+            base_state = None
         with atomic_dir(path, overwrite=True) as tmp, quiet_progress_bars():  # no "Writing model shards" bar
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, state_dict=base_state)
+            if self.adapters is not None:
+                self.adapters.save(self.model, tmp / "adapters", state=state_dict)
             if self.tokenizer_dir is not None:
-                tokenizer = self._load_tokenizer()
-                if tokenizer.blocks:  # configuration d: also its models, manifest, hf/<code>/ (XltTokenizer.load)
-                    tokenizer.write_files(tmp)
-                else:
-                    tokenizer.to_hf().save_pretrained(tmp)
+                # the HF files and xlt's own (SentencePiece model, manifest, blocks of configuration d), so the
+                # export is also a tokenizer directory of further MLM runs on it (language adapters)
+                self._load_tokenizer().write_files(tmp)
         return Path(path)
 
     def on_fit_end(self) -> None:
