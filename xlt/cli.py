@@ -74,6 +74,9 @@ SUITE_COMMANDS: dict[str, Command | Group] = {
                            "sharded (FSDP2) or single-file checkpoint -> Hugging Face export directory"),
     "report": Command("xlt.evaluation.report:report",
                       "the paper's Table 2 (tasks x model configurations, macro scores with CIs) from MLflow runs"),
+    "compare": Command("xlt.evaluation.compare:compare",
+                       "paired bootstrap of prediction files: two runs on one test set, or two languages of a "
+                       "parallel one, over seeds"),
     "sweep": Group("run or resume an Optuna study over a fit recipe (each trial a fit and an MLflow child run)", {
         "best": Command("xlt.tuning.command:best_command",
                         "print the chosen trial's full fit config as YAML (xlt fit --config accepts it)", recipe=True),
