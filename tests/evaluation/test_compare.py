@@ -63,7 +63,8 @@ def test_two_languages_of_a_parallel_test_set_pair_row_by_row(task_panel_dir: Pa
     out.mkdir()
     (out / "test-qaj.tsv").write_text("".join(f"{x}\n" for x in half), encoding="utf-8")
     (out / "test-qai.tsv").write_text("".join(f"{x}\n" for x in gold_i["label"]), encoding="utf-8")
-    (result,) = compare_predictions("xnli", [out / "test-qaj.tsv"], [out / "test-qai.tsv"], data=str(task_panel_dir / "xnli"))
+    (result,) = compare_predictions("xnli", [out / "test-qaj.tsv"], [out / "test-qai.tsv"],
+                                    data=str(task_panel_dir / "xnli"))
     assert result.score_a == pytest.approx((n // 2) / n) and result.score_b == 1.0
     assert result.comparison.difference == pytest.approx(-(n - n // 2) / n)
     # the same numbers as the bootstrap on hand-made 0/1 vectors

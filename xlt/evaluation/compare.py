@@ -17,7 +17,6 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from datasets import Dataset
 
@@ -52,9 +51,9 @@ def _gold(task: str, data: TextSource, code: str) -> Dataset:
         raise XltError(f"no test data for language '{code}' ({task}) in {data}: {error}") from error
 
 
-def compare_predictions(task: str, a: Sequence[str | Path], b: Sequence[str | Path], data: TextSource | str = "synthetic",
-                        cache_dir: str = "runs/cache", n_boot: int = 1000, confidence: float = 0.95,
-                        seed: int = 0) -> list[PairResult]:
+def compare_predictions(task: str, a: Sequence[str | Path], b: Sequence[str | Path],
+                        data: TextSource | str = "synthetic", cache_dir: str = "runs/cache", n_boot: int = 1000,
+                        confidence: float = 0.95, seed: int = 0) -> list[PairResult]:
     """Paired bootstrap of each ``(a[i], b[i])`` pair of prediction files (see the module docstring)."""
     if task not in METRICS:
         raise XltError(f"unknown task '{task}' — use one of: {', '.join(METRICS)}")
@@ -103,8 +102,9 @@ def render(task: str, results: Sequence[PairResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare(task: str, a: list[str], b: list[str], data: TextSource | str = "synthetic", cache_dir: str = "runs/cache",
-            n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, json_out: bool = False) -> None:
+def compare(task: str, a: list[str], b: list[str], data: TextSource | str = "synthetic",
+            cache_dir: str = "runs/cache", n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+            json_out: bool = False) -> None:
     """Paired bootstrap of prediction files: two runs on one test file, or two languages of a parallel test set.
 
     Example (the word-order copy against the script copy, three seeds):
