@@ -16,7 +16,9 @@ strategy reuses it. Only rank 0 talks to the storage and MLflow. Lightning spawn
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,17 @@ from xlt.tuning.trial_run import (
 )
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+def _without_user_error_traceback(record: logging.LogRecord) -> bool:
+    """Optuna logs a failed trial's exception with its traceback; for an :class:`XltError` (a user mistake, whose
+    one-line message the CLI prints) the warning keeps the message and drops the traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], XltError):
+        record.exc_info = None
+    return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_without_user_error_traceback)
 
 
 @dataclass
@@ -134,10 +147,12 @@ def open_storage(spec: SweepSpec, tracking_uri: str | None) -> optuna.storages.R
                            "not exist — create it or choose another path")
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several workers on one file wait for its lock
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=spec.heartbeat_interval,
-            grace_period=spec.grace_period,
-            heartbeat_stale_trial_callback=StaleTrialHandler(tracking_uri, spec.max_retry))
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; the reason we use RDB storage
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=spec.heartbeat_interval,
+                grace_period=spec.grace_period,
+                heartbeat_stale_trial_callback=StaleTrialHandler(tracking_uri, spec.max_retry))
     except SQLAlchemyError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XltError(f"sweep.storage '{url}' cannot be opened ({first}) — check the server, user and "
@@ -191,7 +206,13 @@ def validate(config: dict[str, Any], spec: SweepSpec, n_trials: int) -> None:
         raise XltError(f"n_trials {n_trials} must be > 0 — the study runs until it has that many trials")
     check_space(spec.space, spec.simplices)
     spec.objective_set.check()
-    check_fit_config(apply(config, examples(spec.space, spec.simplices)), "sweep.space")
+    values = examples(spec.space, spec.simplices)
+    try:
+        check_fit_config(apply(config, values), "sweep.space")
+    except XltError:  # name the path at fault: check them one by one (costs a parse each, on failure only)
+        for path, value in values.items():
+            check_fit_config(apply(config, {path: value}), f"sweep.space: '{path}'")
+        raise
     trainer = config.get("trainer", {})
     devices = trainer.get("devices")
     processes = (devices if isinstance(devices, int) else 1) * int(trainer.get("num_nodes") or 1)
@@ -237,7 +258,9 @@ def _lead(config: dict[str, Any], spec: SweepSpec, n_trials: int) -> optuna.Stud
     tracking = _tracking(config)
     storage = open_storage(spec, tracking[0] if tracking else None)
     study, created = create_or_load(spec, storage)
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     client = MlflowClient(tracking[0]) if tracking else None
     parent = None
     if client is not None and tracking is not None:
