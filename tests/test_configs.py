@@ -114,3 +114,13 @@ def test_every_tokenizer_config_resolves(capsys: pytest.CaptureFixture[str], tok
     captured = capsys.readouterr()
     assert exit_info.value.code in (0, None), captured.err
     assert_file_values_survive(yaml.safe_load(captured.out), tokenizer)
+
+
+@pytest.mark.parametrize("overlay", sorted((CONFIGS / "tasks" / "lab").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_lab_task_overlay_composes_with_its_task_recipe(capsys: pytest.CaptureFixture[str],
+                                                              overlay: Path) -> None:
+    config = print_config(capsys, CONFIGS / "tasks" / overlay.name, overlay)
+    assert_file_values_survive(config, overlay)
+    assert config["model"]["init_args"]["encoder"] == "runs/lab/export"  # the encoder configs/lab.yaml exports
+    if overlay.stem != "retrieval":  # retrieval trains nothing and reads the default 1,000-line Tatoeba files
+        assert config["data"]["init_args"]["data"]["init_args"]["task_scale"] == 16
