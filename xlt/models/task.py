@@ -32,11 +32,13 @@ from torch import nn
 from torchmetrics import Metric
 from transformers import PreTrainedModel
 
+from xlt.adapters.config import AdapterSetup
+from xlt.adapters.install import InstalledAdapters, check_saved_base, install_adapters, without_adapters
 from xlt.atomic import atomic_dir, atomic_file
 from xlt.errors import XltError
 from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
 from xlt.models.checkpoints import load_checkpoint, xlt_module_class
-from xlt.models.encoder import build_config, in_train_mode, is_model_type, usable_positions
+from xlt.models.encoder import build_config, in_train_mode, is_model_type, log_parameter_counts, usable_positions
 from xlt.models.optimization import adamw_param_groups, lr_factor
 from xlt.progress import quiet_progress_bars
 from xlt.seeding import derive_seed
@@ -129,6 +131,7 @@ class TaskModule(pl.LightningModule):
         export_dir: str | None = None,
         test_after_fit: bool = True,
         seed: int | None = None,
+        adapters: AdapterSetup | None = None,
     ) -> None:
         """Set up the module; the transformers model is built in ``configure_model``.
 
@@ -152,6 +155,9 @@ class TaskModule(pl.LightningModule):
             test_after_fit: ``xlt fit`` evaluates the best checkpoint (or the final model) on the test split of
                 every evaluation language after training.
             seed: seed of head initialisation and dropout. Default: ``seed_everything``'s seed, else 0.
+            adapters: language adapters loaded from MLM adapter runs (routed per example by its language, so each
+                evaluation language goes through its own adapter), a task adapter stacked on them, and what trains
+                (:class:`~xlt.adapters.config.AdapterSetup`, e.g. ``configs/adapters/madx.yaml``). Default: none.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -163,6 +169,10 @@ class TaskModule(pl.LightningModule):
         self.exclude_from_aggregates = list(exclude_from_aggregates or [])
         self.predictions_dir, self.export_dir = predictions_dir, export_dir
         self.test_after_fit, self._seed = test_after_fit, seed
+        self.adapter_setup = AdapterSetup.from_value(adapters)
+        if self.adapter_setup is not None:  # checkpoints hold plain types (they load with weights_only=True)
+            self.hparams["adapters"] = self.adapter_setup.config()
+        self.adapters: InstalledAdapters | None = None
         self.model: PreTrainedModel | None = None
         self.task = ""
         self.panel = None
@@ -218,7 +228,10 @@ class TaskModule(pl.LightningModule):
         with torch.random.fork_rng(devices=devices):  # the head's initialisation depends on the seed alone
             torch.manual_seed(derive_seed("task_init", self.seed))
             self.model = build_task_model(self.auto_class, self.encoder, self.config_overrides, **self.head_settings())
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
+            datamodule = self.trainer.datamodule if self._trainer is not None else None
+            if self.adapter_setup is not None:
+                plan = self.adapter_plan(self.model.config, datamodule)
+                self.adapters = install_adapters(self.model, self.adapter_setup, plan, self.languages, self.encoder)
         if datamodule is not None:
             self.check_encoder(self.model.config, datamodule)
 
@@ -236,6 +249,16 @@ class TaskModule(pl.LightningModule):
         else:
             config = build_config(self.encoder, self.config_overrides)
         self.check_encoder(config, datamodule)
+        if self.adapter_setup is not None:
+            check_saved_base(self.adapter_plan(config, datamodule), self.encoder, config)
+
+    def adapter_plan(self, config: Any, datamodule: Any) -> Any:
+        """The adapter setup resolved for ``datamodule``'s languages, panel, source languages and task."""
+        assert self.adapter_setup is not None
+        languages = list(getattr(datamodule, "language_codes", None) or self.languages)
+        return self.adapter_setup.plan(languages, getattr(datamodule, "panel", None), int(config.hidden_size),
+                                       source=list(getattr(datamodule, "train_languages", []) or []),
+                                       task=getattr(datamodule, "task", None) or "task")
 
     def check_encoder(self, config: Any, datamodule: Any) -> None:
         """Check the encoder's transformers ``config`` against the data module's tokenizer and lengths."""
@@ -252,7 +275,9 @@ class TaskModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------ steps
     def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The encoder inputs of a batch."""
+        """The encoder inputs of a batch (and, with language adapters, its examples routed by language)."""
+        if self.adapters is not None:
+            self.adapters.route(batch.get("lang"), len(batch["input_ids"]), batch["input_ids"].device)
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -392,6 +417,10 @@ class TaskModule(pl.LightningModule):
                     handle.write(text)
         self.predictions = {}
 
+    def on_fit_start(self) -> None:
+        """Print the trainable / total parameter counts and log them as MLflow params."""
+        log_parameter_counts(self)
+
     # ------------------------------------------------------------------------------------------ optimizer
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on biases / LayerNorm), linear warmup for ``warmup_ratio`` of the steps, linear decay."""
@@ -408,11 +437,16 @@ class TaskModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------ export
     def export(self, path: str | Path) -> Path:
-        """Save the task model (``AutoModelFor*.from_pretrained`` loads it) and the tokenizer, atomically."""
+        """Save the task model (``AutoModelFor*.from_pretrained`` loads it) and the tokenizer, atomically; with
+        adapters, the model without them (not merged) and each trained adapter alone under ``path/adapters/``."""
         assert self.model is not None, "call configure_model() first"
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         with atomic_dir(path, overwrite=True) as tmp, quiet_progress_bars():  # no "Writing model shards" bar
-            self.model.save_pretrained(tmp)
+            if self.adapters is None:
+                self.model.save_pretrained(tmp)
+            else:
+                self.model.save_pretrained(tmp, state_dict=without_adapters(self.model.state_dict()))
+                self.adapters.save(self.model, tmp / "adapters", task=self.task)
             if datamodule is not None and datamodule.tokenizer_dir is not None:
                 datamodule.tokenizer_for(datamodule.source_language).save_pretrained(tmp)
         return Path(path)
