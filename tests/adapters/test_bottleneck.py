@@ -16,7 +16,8 @@ from xlt.errors import XltError
 
 def install(model, **setup_args):
     setup = AdapterSetup(**setup_args)
-    plan = setup.plan(LANGUAGES, None, model.config.hidden_size)
+    task = "ner" if setup.task_adapter else None  # a task adapter belongs to a task run
+    plan = setup.plan(LANGUAGES, None, model.config.hidden_size, task=task, source=[])
     return install_adapters(model, setup, plan, LANGUAGES, "tiny")
 
 
@@ -27,7 +28,8 @@ def test_fresh_adapters_leave_outputs_unchanged(model_type: str, sites: str, pla
     model = build_tiny(model_type)
     ids = token_ids()
     before = model(input_ids=ids, output_hidden_states=True)
-    adapters = install(model, sites=sites, placement=placement, adapter_layer_norm=True)
+    adapters = install(model, sites=sites, placement=placement, adapter_layer_norm=True, task_adapter=True,
+                       train="all")
     adapters.route(torch.tensor([0, 1, 2, 0]), 4, ids.device)  # a mixed batch: every bank row is used
     after = model(input_ids=ids, output_hidden_states=True)
     assert torch.equal(after.logits, before.logits)  # exactly: the up projections start at zero
