@@ -89,10 +89,15 @@ class XltCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Checkpoints without an explicit ``dirpath`` go to ``<default_root_dir>/checkpoints``, a stable place
-        for ``--ckpt_path last`` (Lightning's default puts them under a new MLflow run id each time)."""
+        for ``--ckpt_path last`` (Lightning's default puts them under a new MLflow run id each time). Under
+        ``--seeds`` the root, and the model's ``predictions_dir`` / ``export_dir`` when set, get a ``seed<s>``
+        sub-directory, so seeds never overwrite each other's outputs."""
         trainer = super().instantiate_trainer(**kwargs)
         if self.run_subdir:
             trainer._default_root_dir = os.path.join(trainer.default_root_dir, self.run_subdir)
+            for name in ("predictions_dir", "export_dir"):  # outputs named in the config: one per seed as well
+                if getattr(self.model, name, None):
+                    setattr(self.model, name, os.path.join(getattr(self.model, name), self.run_subdir))
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
                 callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")

@@ -89,10 +89,13 @@ def test_seeds_run_one_run_per_seed_and_summarise(synthetic_dir: Path, tiny_toke
           "--data.panel", "synthetic", "--data.eval_languages", "[qaa, qab]", "--data.max_length", "64",
           "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(tmp_path),
           "--trainer.logger.init_args.tracking_uri", mlflow_uri,
-          "--trainer.logger.init_args.experiment_name", "seeds", "--model.n_boot", "100", "--seeds", "[3, 4]"])
+          "--trainer.logger.init_args.experiment_name", "seeds", "--model.n_boot", "100", "--seeds", "[3, 4]",
+          "--model.predictions_dir", str(tmp_path / "pred")])
     out = capsys.readouterr().out
     assert "test/pawsx/acc over seeds [3, 4]" in out
     assert (tmp_path / "seed3" / "export").is_dir() and (tmp_path / "seed4" / "export").is_dir()
+    predicted = [(tmp_path / "pred" / f"seed{s}" / "test-qab.tsv").read_text() for s in (3, 4)]  # one per seed
+    assert all(p.count("\n") == 20 for p in predicted) and not (tmp_path / "pred" / "test-qab.tsv").exists()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(mlflow_uri)
