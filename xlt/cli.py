@@ -72,6 +72,8 @@ SUITE_COMMANDS: dict[str, Command | Group] = {
                     recipe=True),
     "consolidate": Command("xlt.models.consolidate:consolidate",
                            "sharded (FSDP2) or single-file checkpoint -> Hugging Face export directory"),
+    "probe": Command("xlt.probing.command:probe",
+                     "layer-wise probing of an encoder: UPOS/relation/structural probes, retrieval, CKA, attention"),
     "report": Command("xlt.evaluation.report:report",
                       "the paper's Table 2 (tasks x model configurations, macro scores with CIs) from MLflow runs"),
     "compare": Command("xlt.evaluation.compare:compare",
