@@ -6,7 +6,7 @@ they reach ``n_trials``, so rerunning after a crash continues up to the requeste
 share it (two workers finishing at the same moment may add one trial each beyond it; FAIL trials never count).
 A killed worker's trial is found by its stale heartbeat when any worker next starts a trial and set to FAIL (or
 retried, ``max_retry``). Seeds: trial ``n`` fits with ``seed_everything = derive_seed("sweep-trial", seed, n)
-mod 2**31``; the default sampler (TPE) is seeded with ``derive_seed("sweep-sampler", seed)``.
+mod 2**31``; its sampler draws with ``derive_seed("sweep-sampler", seed, n)`` (:mod:`xlt.tuning.sampler`).
 
 Distributed trials: launched by ``torchrun``/``srun`` (``WORLD_SIZE`` > 1 in the environment), all ranks run
 ``xlt sweep``; the default process group is created here (gloo on CPU, NCCL for CUDA tensors) and Lightning's
@@ -32,13 +32,13 @@ from xlt.errors import XltError
 from xlt.seeding import derive_seed
 from xlt.tuning.objectives import Objective, Objectives
 from xlt.tuning.pruning import DominatedPruner
+from xlt.tuning.sampler import SamplerSpec, TrialSeededSampler
 from xlt.tuning.space import Range, Simplex, apply, check_space, examples, suggest
 from xlt.tuning.tracking import (
     StaleTrialHandler,
-    create_parent_run,
     log_study,
+    parent_run,
     tag_trial_run,
-    wait_for_parent_run,
 )
 from xlt.tuning.trial_run import (
     CONFIG_ATTR,
@@ -75,13 +75,14 @@ class SweepSpec:
         simplices: Groups of config paths set together to a point on the simplex.
         objectives: The objectives (several: a multi-objective study with a Pareto front).
         weights: Fold the objectives into one weighted sum (a single-objective study).
-        sampler: Optuna sampler (``class_path``), e.g. ``optuna.samplers.NSGAIISampler``; default TPE seeded
-            from ``seed``.
+        sampler: Optuna sampler class, e.g. ``optuna.samplers.NSGAIISampler``. Made afresh per trial, seeded
+            from ``seed`` and the trial's number (:mod:`xlt.tuning.sampler`).
+        sampler_args: The sampler's keyword arguments (not ``seed``), e.g. ``{population_size: 8}``.
         pruner: Optuna pruner for single-objective studies (``optuna.pruners.MedianPruner``, …); default none.
         multi_objective_pruner: xlt's rule for multi-objective studies (Optuna has none); default none.
         storage: RDB URL (``sqlite:///…``, ``postgresql://…``, ``mysql://…``); default
             ``sqlite:///runs/sweeps/<name>.db``.
-        seed: Study seed: trial seeds and the default sampler's seed derive from it.
+        seed: Study seed: the trials' fit seeds and sampler seeds derive from it.
         heartbeat_interval: Seconds between a running trial's heartbeats.
         grace_period: Seconds without a heartbeat after which a trial counts as dead (default 2 × interval).
         max_retry: Run a dead worker's trial again (same parameters) up to this many times; 0 leaves it FAIL.
@@ -92,7 +93,8 @@ class SweepSpec:
     simplices: list[Simplex] = field(default_factory=list)
     name: str = "sweep"
     weights: list[float] | None = None
-    sampler: optuna.samplers.BaseSampler | None = None
+    sampler: str = "optuna.samplers.TPESampler"
+    sampler_args: dict[str, Any] = field(default_factory=dict)
     pruner: optuna.pruners.BasePruner | None = None
     multi_objective_pruner: DominatedPruner | None = None
     storage: str | None = None
@@ -104,6 +106,10 @@ class SweepSpec:
     @property
     def objective_set(self) -> Objectives:
         return Objectives(self.objectives, self.weights)
+
+    @property
+    def sampler_spec(self) -> SamplerSpec:
+        return SamplerSpec(self.sampler, self.sampler_args)
 
     @property
     def storage_url(self) -> str:
@@ -130,6 +136,13 @@ def check_storage_url(url: str) -> None:
                        f"{', '.join(SCHEMES)}")
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise XltError(f"sweep.storage '{url}' names no SQLite file — use sqlite:///path/to/study.db")
+
+
+def _shown_url(url: str) -> str:
+    """The storage URL without its password (for tags and messages)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def open_storage(spec: SweepSpec, tracking_uri: str | None) -> optuna.storages.RDBStorage:
@@ -159,24 +172,20 @@ def open_storage(spec: SweepSpec, tracking_uri: str | None) -> optuna.storages.R
                        "database") from exc
 
 
-def _sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    return spec.sampler or optuna.samplers.TPESampler(seed=derive_seed("sweep-sampler", spec.seed) % 2**32)
-
-
-def create_or_load(spec: SweepSpec, storage: optuna.storages.RDBStorage) -> tuple[optuna.Study, bool]:
-    """The study, created when missing; ``True`` when this call created it (its creator opens the parent run)."""
+def create_or_load(spec: SweepSpec, storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """The study, created when missing (a study made beforehand, e.g. to enqueue trials, is used as it is)."""
     directions = spec.objective_set.directions
-    sampler = _sampler(spec)
+    sampler = TrialSeededSampler(spec.sampler_spec, spec.seed)
     try:
         return optuna.create_study(storage=storage, study_name=spec.name, directions=directions, sampler=sampler,
-                                   pruner=spec.pruner, load_if_exists=False), True
+                                   pruner=spec.pruner, load_if_exists=False)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=spec.pruner)
     existing = [d.name.lower() for d in study.directions]
     if existing != directions:
         raise XltError(f"study '{spec.name}' in {spec.storage_url} optimises {existing}, this sweep {directions} — "
                        "give the sweep another name")
-    return study, False
+    return study
 
 
 def counted(study: optuna.Study) -> int:
@@ -206,6 +215,7 @@ def validate(config: dict[str, Any], spec: SweepSpec, n_trials: int) -> None:
         raise XltError(f"n_trials {n_trials} must be > 0 — the study runs until it has that many trials")
     check_space(spec.space, spec.simplices)
     spec.objective_set.check()
+    spec.sampler_spec.make(0)
     values = examples(spec.space, spec.simplices)
     try:
         check_fit_config(apply(config, values), "sweep.space")
@@ -257,14 +267,14 @@ def _lead(config: dict[str, Any], spec: SweepSpec, n_trials: int) -> optuna.Stud
 
     tracking = _tracking(config)
     storage = open_storage(spec, tracking[0] if tracking else None)
-    study, created = create_or_load(spec, storage)
+    study = create_or_load(spec, storage)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     client = MlflowClient(tracking[0]) if tracking else None
     parent = None
     if client is not None and tracking is not None:
-        parent = create_parent_run(client, *tracking, study) if created else wait_for_parent_run(study)
+        parent = parent_run(client, *tracking, study, _shown_url(spec.storage_url))
         client.update_run(parent, status="RUNNING")
     objectives = spec.objective_set
 

@@ -4,14 +4,12 @@ machine sharing the storage logs its trials under it), trial states on the child
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from xlt.errors import XltError
 from xlt.mlflow_store import get_or_create_experiment
 
 if TYPE_CHECKING:
@@ -21,24 +19,28 @@ PARENT_RUN_ATTR = "xlt.mlflow_parent_run_id"
 TRIAL_STATE_TAG = "xlt.trial_state"
 
 
-def create_parent_run(client: MlflowClient, tracking_uri: str, experiment: str, study: optuna.Study) -> str:
-    """Open the study's parent run and record its id in the study (called by the worker that created it)."""
+def parent_run(client: MlflowClient, tracking_uri: str, experiment: str, study: optuna.Study, storage: str) -> str:
+    """The study's parent run, opened by the first worker and found by the others.
+
+    The id is kept in the study's user attributes. Workers that start together may each open one: every worker
+    then takes the earliest run tagged with the study (name and storage) and deletes its own if it lost, so all
+    of them agree on one parent.
+    """
+    if PARENT_RUN_ATTR in study.user_attrs:
+        return str(study.user_attrs[PARENT_RUN_ATTR])
     experiment_id = get_or_create_experiment(client, experiment, tracking_uri)
-    run = client.create_run(experiment_id, run_name=study.study_name,
-                            tags={"xlt.study": study.study_name, "xlt.stage": "sweep"})
-    study.set_user_attr(PARENT_RUN_ATTR, run.info.run_id)
-    return run.info.run_id
-
-
-def wait_for_parent_run(study: optuna.Study, timeout: float = 60.0) -> str:
-    """The parent run id of a study another worker created a moment ago (it writes the id right after)."""
-    deadline = time.monotonic() + timeout
-    while PARENT_RUN_ATTR not in study.user_attrs:
-        if time.monotonic() > deadline:
-            raise XltError(f"study '{study.study_name}' has no MLflow parent run after {timeout:.0f} s — the "
-                           "worker that created it died early; delete the study (optuna delete-study) and rerun")
-        time.sleep(0.5)
-    return str(study.user_attrs[PARENT_RUN_ATTR])
+    tags = {"xlt.study": study.study_name, "xlt.study_storage": storage}
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = client.search_runs([experiment_id], query)
+    mine = None
+    if not runs:
+        mine = client.create_run(experiment_id, run_name=study.study_name, tags={**tags, "xlt.stage": "sweep"})
+        runs = client.search_runs([experiment_id], query)
+    chosen = min(runs, key=lambda run: (run.info.start_time, run.info.run_id)).info.run_id
+    if mine is not None and mine.info.run_id != chosen:
+        client.delete_run(mine.info.run_id)
+    study.set_user_attr(PARENT_RUN_ATTR, chosen)
+    return chosen
 
 
 def tag_trial_run(client: MlflowClient, run_id: str | None, state: str, error: str | None = None) -> None:
