@@ -30,7 +30,7 @@ def _data_root(data: TextSource | str, cache_dir: str) -> Path:
 
 
 def probe(
-    encoder: str,
+    encoder: str | None = None,
     data: TextSource | str = "synthetic",
     analysis: ProbingAnalysis | None = None,
     source_language: str | None = None,
@@ -77,6 +77,8 @@ def probe(
     """
     from xlt.mlflow_store import default_tracking_uri, get_or_create_experiment
 
+    if not encoder:
+        raise XltError("xlt probe needs an encoder — pass --encoder <export dir | *.ckpt | hub id>")
     analysis = analysis if analysis is not None else ProbingAnalysis()
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(encoder.rstrip("/")).name if Path(encoder).exists() else encoder)
     target = Path(output) if output is not None else Path("runs/probe") / name

@@ -112,15 +112,15 @@ def log_curves(client: MlflowClient, run_id: str, result: ProbingRound) -> int:
     return len(entries)
 
 
-def log_round_at_step(client: MlflowClient, run_id: str, result: ProbingRound, step: int) -> int:
-    """The callback's view: each layer of each curve, and its peak layer, as series over training steps."""
-    now = int(time.time() * 1000)
-    entries = []
+def step_metrics(result: ProbingRound) -> dict[str, float]:
+    """The callback's view of a round: each layer of each curve and its peak layer, as values to log at the
+    training step (series ``probe/<property>/<metric>/<group>/layer<k>`` and ``…/peak_layer``), and the round's
+    seconds (``probe/seconds/<part>``)."""
+    metrics: dict[str, float] = {}
     for c in result.curves:
-        entries += [Metric(f"{c.name}/layer{layer}", float(v), now, step)
-                    for layer, v in zip(c.layers, c.values, strict=True) if math.isfinite(float(v))]
+        metrics.update({f"{c.name}/layer{layer}": float(v) for layer, v in zip(c.layers, c.values, strict=True)
+                        if math.isfinite(float(v))})
         if np.isfinite(c.values).any():
-            entries.append(Metric(f"{c.name}/peak_layer", float(c.layers[int(np.nanargmax(c.values))]), now, step))
-    entries += [Metric(f"probe/seconds/{k}", float(v), now, step) for k, v in result.seconds.items()]
-    _log(client, run_id, entries)
-    return len(entries)
+            metrics[f"{c.name}/peak_layer"] = float(c.layers[int(np.nanargmax(c.values))])
+    metrics.update({f"probe/seconds/{k}": float(v) for k, v in result.seconds.items()})
+    return metrics

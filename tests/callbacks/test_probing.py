@@ -1,0 +1,104 @@
+"""ProbingCallback: rounds on schedule, logged per layer over steps, and training exactly as without it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.loggers import Logger
+from torch.utils.data import DataLoader
+
+from xlt.callbacks.probing import ProbingCallback
+from xlt.models.mlm import MLMPretraining
+from xlt.probing.analysis import ProbingAnalysis
+from xlt.probing.linear import LinearProbe
+from xlt.probing.structural import StructuralProbe
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "max_position_embeddings": 66}
+
+
+class RecordingLogger(Logger):
+    """Keeps every ``log_metrics`` call in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: list[tuple[int, dict[str, float]]] = []
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.logged.append((int(step or 0), dict(metrics)))
+
+    def series(self, name: str) -> dict[int, float]:
+        return {step: metrics[name] for step, metrics in self.logged if name in metrics}
+
+
+def _callback(synthetic_dir: Path, every: int) -> ProbingCallback:
+    analysis = ProbingAnalysis(properties=["upos", "structure", "retrieval", "similarity"],
+                               probe=LinearProbe(steps=20, lr=0.05), structural=StructuralProbe(rank=8, epochs=2))
+    return ProbingCallback(every_n_steps=every, data=str(synthetic_dir), analysis=analysis,
+                           languages=["qab"], max_sentences=12)
+
+
+def _fit(tmp_path: Path, tokenizer: Path, callbacks: list[pl.Callback]) -> tuple[RecordingLogger, MLMPretraining]:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, 1000, (24, 16), generator=g)
+    items = [{"input_ids": ids[i], "lang": torch.tensor(0)} for i in range(len(ids))]
+    logger = RecordingLogger()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=8, log_every_n_steps=1, logger=logger,
+                         callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    module = MLMPretraining(tokenizer=str(tokenizer), config=dict(TINY), seed=3, lr=1e-3, warmup_steps=2)  # dropout on
+    trainer.fit(module, DataLoader(items, batch_size=4))
+    return logger, module
+
+
+def test_rounds_keep_their_schedule_and_leave_the_loss_curve_and_weights_unchanged(
+        tmp_path: Path, synthetic_dir: Path, tiny_tokenizer_dir: Path) -> None:
+    plain, plain_module = _fit(tmp_path / "plain", tiny_tokenizer_dir, [])
+    callback = _callback(synthetic_dir, every=3)
+    probed, probed_module = _fit(tmp_path / "probed", tiny_tokenizer_dir, [callback])
+    losses = plain.series("train/mlm/loss")
+    assert len(losses) == 8 and probed.series("train/mlm/loss") == losses  # exactly equal, step by step
+    for (name, a), b in zip(plain_module.state_dict().items(), probed_module.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert [step for step, _ in callback.history] == [3, 6]
+    for name in ("probe/upos/acc/qab/layer0", "probe/upos/acc/qab/layer2", "probe/distance/uuas/qab/layer1",
+                 "probe/retrieval/p1/qab-qaa/layer2", "probe/similarity/cka/qab-qaa/layer0",
+                 "probe/upos/selectivity/qab/peak_layer"):
+        assert sorted(probed.series(name)) == [3, 6], name
+    assert all(module.training for module in probed_module.model.modules())
+
+
+def test_a_round_restores_every_random_state_and_module_mode(synthetic_dir: Path, tiny_tokenizer_dir: Path,
+                                                            tmp_path: Path) -> None:
+    callback = _callback(synthetic_dir, every=1)
+    module = MLMPretraining(tokenizer=str(tiny_tokenizer_dir), config=dict(TINY), seed=3)
+    module.configure_model()
+    module.model.train()
+    module.model.base_model.encoder.layer[0].eval()  # a mixed state must come back as it was
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, default_root_dir=tmp_path)
+    callback.setup(trainer, module, "fit")
+    torch.manual_seed(11), np.random.seed(11), random.seed(11)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(11), np.random.seed(11), random.seed(11)
+    modes = [m.training for m in module.model.modules()]
+    result = callback.probe_round(trainer, module)
+    assert result.curves and result.seconds["features"] > 0
+    assert [m.training for m in module.model.modules()] == modes
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
