@@ -437,3 +437,76 @@ def test_plan_command_output_and_errors(capsys: pytest.CaptureFixture[str]) -> N
             main(["plan", *(recipe if bad else []), *bad])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and culprit in err, err
+
+
+# ---------------------------------------------------------------------------- adapters under FSDP2 (issue 12)
+ADAPTER_SETUP = {"class_path": "xlt.adapters.config.AdapterSetup",
+                 "init_args": {"train": "language_adapters", "invertible": True, "sites": "houlsby"}}
+
+
+def adapter_overlay(base: Path, name: str, synthetic_dir: Path, tokenizer_dir: Path, *, batch: int) -> Path:
+    """The recipe of :func:`overlay` with a routed bank of language adapters for all 10 languages, base frozen."""
+    path = overlay(base, name, synthetic_dir, tokenizer_dir, batch=batch)
+    config = yaml.safe_load(path.read_text())
+    config["model"]["init_args"]["adapters"] = ADAPTER_SETUP
+    config["model"]["init_args"]["lr"] = 1e-2  # adapters only: a visible loss curve in 6 steps
+    config["trainer"]["callbacks"][1]["class_path"] = "dist_adapter_record.RecordAdapterSteps"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def adapter_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path,
+                 tiny_tokenizer_dir: Path) -> SimpleNamespace:
+    """Adapter training three ways: one process, FSDP2 over 2 processes, FSDP2 resumed from its step-3 shards."""
+    base = tmp_path_factory.mktemp("adapters_distributed")
+    args = (synthetic_dir, tiny_tokenizer_dir)
+    main(["fit", "--config", str(QUICKSTART), "--config", str(adapter_overlay(base, "single", *args,
+                                                                              batch=GLOBAL_BATCH))])
+    half = GLOBAL_BATCH // 2
+    fsdp = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
+                   "--config", str(adapter_overlay(base, "fsdp", *args, batch=half))])
+    assert fsdp.returncode == 0, fsdp.stderr[-4000:]
+    checkpoint = base / "fsdp" / "checkpoints" / f"epoch=0-step={CKPT_STEP}.ckpt"
+    resumed = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
+                      "--config", str(adapter_overlay(base, "resumed", *args, batch=half)),
+                      "--ckpt_path", str(checkpoint)])
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    return SimpleNamespace(base=base, **{
+        name: [json.loads(p.read_text()) for p in sorted((base / name / "record").glob("rank*.json"))]
+        for name in ("single", "fsdp", "resumed")})
+
+
+def test_fsdp2_adapter_training_loss_curve_equals_single_process(adapter_runs: SimpleNamespace) -> None:
+    """Within LOSS_REL (6e-7 relative, a few float32 ulps), as for full training."""
+    single = losses(adapter_runs.single)
+    assert len(single) == STEPS and len(set(single)) == STEPS
+    assert [r["world"] for r in adapter_runs.fsdp] == [2, 2]
+    assert losses(adapter_runs.fsdp) == pytest.approx(single, rel=LOSS_REL, abs=0)
+
+
+def test_fsdp2_shards_the_adapter_banks_and_keeps_frozen_weights_out_of_the_optimizer(
+        adapter_runs: SimpleNamespace) -> None:
+    first, second = adapter_runs.fsdp
+    bank = "roberta.encoder.layer.0.attention.output.xlt_adapters.language.down_weight"
+    assert first["shards"][bank] == [[5, 16, 32], [10, 16, 32]] == second["shards"][bank]  # 10 languages, 5 each
+    trainable = first["trainable"]
+    assert trainable == adapter_runs.single[0]["trainable"] and all(
+        "xlt_adapters.language." in n or "xlt_invertible." in n for n in trainable)
+    # houlsby: 2 layers x 2 sites x 4 tensors, invertible: F and G x 4 tensors
+    assert len(trainable) == 2 * 2 * 4 + 2 * 4 == first["optimizer_state"] == adapter_runs.single[0]["optimizer_state"]
+
+
+def test_fsdp2_adapter_training_resumes_from_a_sharded_checkpoint(adapter_runs: SimpleNamespace) -> None:
+    assert [r["start_step"] for r in adapter_runs.resumed] == [CKPT_STEP, CKPT_STEP]
+    assert losses(adapter_runs.resumed) == losses(adapter_runs.fsdp)[CKPT_STEP:]  # bit for bit
+    from safetensors.torch import load_file
+
+    for code in ("qaa", "qaj"):
+        weights = [load_file(adapter_runs.base / name / "export" / "adapters" / code / "adapter.safetensors")
+                   for name in ("fsdp", "resumed", "single")]
+        assert weights[0].keys() == weights[1].keys() == weights[2].keys()
+        assert weights[0]["encoder.layer.1.output.xlt_adapters.language.up_weight"].abs().max() > 0  # trained
+        for key, value in weights[0].items():
+            assert torch.equal(weights[1][key], value), (code, key)
+            torch.testing.assert_close(value, weights[2][key], rtol=0, atol=WEIGHT_ATOL, msg=key)
