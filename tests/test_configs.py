@@ -124,3 +124,22 @@ def test_every_lab_task_overlay_composes_with_its_task_recipe(capsys: pytest.Cap
     assert config["model"]["init_args"]["encoder"] == "runs/lab/export"  # the encoder configs/lab.yaml exports
     if overlay.stem != "retrieval":  # retrieval trains nothing and reads the default 1,000-line Tatoeba files
         assert config["data"]["init_args"]["data"]["init_args"]["task_scale"] == 16
+
+
+ADAPTER_CONFIGS = CONFIGS / "adapters"
+
+
+@pytest.mark.parametrize("recipe", ["lang_adapter_mlm", "lang_adapters_all"])
+def test_adapter_mlm_recipes_resolve(capsys: pytest.CaptureFixture[str], recipe: str) -> None:
+    config = print_config(capsys, ADAPTER_CONFIGS / f"{recipe}.yaml")
+    assert_file_values_survive(config, ADAPTER_CONFIGS / f"{recipe}.yaml")
+    assert config["model"]["init_args"]["adapters"]["class_path"] == "xlt.adapters.config.AdapterSetup"
+
+
+@pytest.mark.parametrize("overlay", ["madx", "full_finetune"])
+@pytest.mark.parametrize("task", ["ner", "udpos"])
+def test_adapter_task_overlays_compose_with_token_tasks(capsys: pytest.CaptureFixture[str], overlay: str,
+                                                         task: str) -> None:
+    config = print_config(capsys, CONFIGS / "tasks" / f"{task}.yaml", ADAPTER_CONFIGS / f"{overlay}.yaml")
+    assert_file_values_survive(config, ADAPTER_CONFIGS / f"{overlay}.yaml")
+    assert config["model"]["init_args"]["adapters"]["init_args"]["task_adapter"] is True
