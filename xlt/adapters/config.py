@@ -56,6 +56,7 @@ class AdapterSetup:
         adapter_layer_norm: bool = False,
         load: list[str] | None = None,
         fallback: str | None = None,
+        lower_layers: int = 0,
     ) -> None:
         """Describe the adapters.
 
@@ -79,6 +80,9 @@ class AdapterSetup:
             load: Saved adapters to load: adapter directories (``<export>/adapters/<code>``) or their parents.
             fallback: Adapter of a run language without one: a bank language code, ``source`` (a task's source
                 language), or ``None`` (no language adapter; the base alone).
+            lower_layers: Give each bank language its own copy of the first ``lower_layers`` transformer layers
+                (routed like the adapters; shared layers above). Bottleneck sites are then in the shared layers
+                only. Copies train with the language adapters (``train=language_adapters``) and are saved with them.
         """
         # the outermost iterable is evaluated in __init__'s scope: exactly the arguments
         self._init_args = {name: arg for name, arg in dict(locals()).items() if name != "self"}
@@ -87,6 +91,8 @@ class AdapterSetup:
                            ("invertible_reduction_factor", invertible_reduction_factor)):
             if value <= 0:
                 raise XltError(f"model.adapters.{key}={value} must be > 0 — MAD-X uses 2 (language), 16 (task)")
+        if lower_layers < 0:
+            raise XltError(f"model.adapters.lower_layers={lower_layers} must be >= 0")
         if placement not in PLACEMENTS:
             raise XltError(f"model.adapters.placement={placement!r} — use one of {', '.join(PLACEMENTS)}")
         if train == "task_adapter" and not task_adapter:
@@ -99,7 +105,7 @@ class AdapterSetup:
         self.task_reduction_factor = task_reduction_factor
         self.invertible_reduction_factor = invertible_reduction_factor
         self.non_linearity, self.adapter_layer_norm = non_linearity, adapter_layer_norm
-        self.load, self.fallback = list(load or []), fallback
+        self.load, self.fallback, self.lower_layers = list(load or []), fallback, int(lower_layers)
 
     @classmethod
     def from_value(cls, value: AdapterSetup | Mapping[str, Any] | None) -> AdapterSetup | None:
@@ -126,12 +132,13 @@ class AdapterSetup:
                                "reduction_factor": spec.reduction_factor, "non_linearity": spec.non_linearity,
                                "layer_norm": spec.layer_norm}
         if kind == "language":
-            out.update(invertible=self.invertible, invertible_reduction_factor=self.invertible_reduction_factor)
+            out.update(invertible=self.invertible, invertible_reduction_factor=self.invertible_reduction_factor,
+                       lower_layers=self.lower_layers)
         return out
 
     # ---------------------------------------------------------------------------------------------- checks
     def plan(self, run_languages: list[str], panel: Any, hidden: int, *, source: list[str] | None = None,
-             task: str | None = None) -> AdapterPlan:
+             task: str | None = None, num_layers: int | None = None) -> AdapterPlan:
         """Resolve the setup for a run, or raise ``XltError`` naming the key, file or language at fault.
 
         Args:
@@ -140,7 +147,11 @@ class AdapterSetup:
             hidden: The encoder's hidden size.
             source: A task's training languages (``None`` for MLM).
             task: The task name (``None`` for MLM).
+            num_layers: The encoder's number of layers (checks ``lower_layers``; ``None``: not checked).
         """
+        if num_layers is not None and self.lower_layers > num_layers:
+            raise XltError(f"model.adapters.lower_layers={self.lower_layers} exceeds the encoder's {num_layers} "
+                           "layers — lower it")
         known = list(getattr(panel, "codes", run_languages))
         panel_name = getattr(panel, "name", "of this run")
         loaded = find_adapters(self.load)

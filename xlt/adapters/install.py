@@ -10,6 +10,7 @@ groups. :class:`InstalledAdapters` routes batches, counts parameters and saves e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from transformers import AutoModel
 from xlt.adapters.bottleneck import SITE_NAME, AdapterSite, BottleneckBank, insert_site, site_modules
 from xlt.adapters.config import AdapterPlan, AdapterSetup
 from xlt.adapters.invertible import INVERTIBLE_NAME, InvertibleAdapterBank, InvertibleSite, insert_invertible
-from xlt.adapters.routing import AdapterRouter
+from xlt.adapters.routing import LAYERS_NAME, AdapterRouter, insert_language_layers
 from xlt.adapters.storage import (
     base_fingerprint,
     check_compatible,
@@ -32,15 +33,34 @@ from xlt.adapters.storage import (
     save_adapter,
 )
 from xlt.atomic import atomic_file
+from xlt.errors import XltError
 from xlt.models.encoder import encoder_layers
 
-LANGUAGE_MARKERS = (f"{SITE_NAME}.language.", f"{INVERTIBLE_NAME}.")
+LANGUAGE_MARKERS = (f"{SITE_NAME}.language.", f"{INVERTIBLE_NAME}.", f"{LAYERS_NAME}.")
 TASK_MARKER = f"{SITE_NAME}.task."
+_LAYER_COPY = re.compile(rf"{LAYERS_NAME}\.copies\.(\d+)\.")
 
 
 def is_language_key(name: str) -> bool:
     """Whether ``name`` is a parameter of a language bank (bottleneck or invertible)."""
     return any(marker in name for marker in LANGUAGE_MARKERS)
+
+
+def language_row(tensors: Mapping[str, torch.Tensor], row: int) -> dict[str, torch.Tensor]:
+    """The tensors of bank language ``row`` under their file keys (views: writing into them writes the model).
+
+    Bank parameters ``[n, ...]`` give their row; layer copies (``...xlt_language_layers.copies.<row>.``) are
+    renamed ``...xlt_language_layers.copy.``.
+    """
+    out = {}
+    for key, value in tensors.items():
+        match = _LAYER_COPY.search(key)
+        if match is not None:
+            if int(match.group(1)) == row:
+                out[_LAYER_COPY.sub(f"{LAYERS_NAME}.copy.", key)] = value
+        elif is_language_key(key):
+            out[key] = value[row]
+    return out
 
 
 class InstalledAdapters:
@@ -77,7 +97,7 @@ class InstalledAdapters:
         train = self.setup.train
         if train in ("language_adapters", "all"):
             for row, code in enumerate(self.plan.bank):
-                tensors = {key: value[row] for key, value in base.items() if is_language_key(key)}
+                tensors = language_row(base, row)
                 written.append(save_adapter(Path(directory) / code, tensors, kind="language", name=code,
                                             base_model=self.base_model, fingerprint=fingerprint,
                                             settings=self.setup.settings("language")))
@@ -108,7 +128,13 @@ def install_adapters(model: nn.Module, setup: AdapterSetup, plan: AdapterPlan, r
     hidden = int(model.config.hidden_size)
     router = AdapterRouter(plan.bank, run_languages, plan.fallback)
     base = model.base_model
-    for layer in encoder_layers(base):
+    layers = encoder_layers(base)
+    if setup.lower_layers > len(layers):
+        raise XltError(f"model.adapters.lower_layers={setup.lower_layers} exceeds the encoder's {len(layers)} layers "
+                       "— lower it")
+    for layer in layers[:setup.lower_layers] if plan.bank else []:
+        insert_language_layers(layer, router, len(plan.bank))
+    for layer in layers[setup.lower_layers:]:  # sites in the shared layers
         for module in site_modules(layer, setup.sites):
             language = BottleneckBank(len(plan.bank), hidden, setup.spec("language"),
                                       "model.adapters.language_reduction_factor") if plan.bank else None
@@ -128,17 +154,15 @@ def _load_saved(model: nn.Module, plan: AdapterPlan, base_model: str) -> None:
         return
     params = dict(model.base_model.named_parameters())
     fingerprint = base_fingerprint(params.items())
-    language = {key: p for key, p in params.items() if is_language_key(key)}
     task = {key: p for key, p in params.items() if TASK_MARKER in key}
     with torch.no_grad():
         for code, (directory, record) in plan.load_language.items():
             if code not in plan.bank:
                 continue
-            check_compatible(directory, record, {k: p.shape[1:] for k, p in language.items()}, fingerprint,
-                             base_model)
-            row = plan.bank.index(code)
+            targets = language_row(params, plan.bank.index(code))
+            check_compatible(directory, record, {k: t.shape for k, t in targets.items()}, fingerprint, base_model)
             for key, value in load_adapter_tensors(directory, record).items():
-                language[key][row].copy_(value)
+                targets[key].copy_(value)
         if plan.load_task is not None:
             directory, record = plan.load_task
             check_compatible(directory, record, {k: p.shape[1:] for k, p in task.items()}, fingerprint, base_model)

@@ -1,4 +1,5 @@
-"""Per-example routing of adapter banks: which bank row (language) each example of a batch goes through.
+"""Per-example routing of adapter banks and language-specific layers: which bank row (language) each example of a
+batch goes through.
 
 A bank stacks one adapter per language in its parameters (``[n_languages, ...]``), so every language trains in
 one run and a mixed-language batch needs no loop over models. :class:`AdapterRouter` maps the batch's language
@@ -9,13 +10,20 @@ results back in place of the examples, out of place (autograd sees ``index_copy`
 A stacked parameter indexed by a row still receives a full-size gradient (zeros in the rows not used), so every
 rank produces a gradient for every bank parameter whatever languages its batch holds: DDP needs no
 ``find_unused_parameters`` and FSDP2's reduce-scatter sees the same parameters on every rank.
+
+:class:`LanguageSpecificLayers` gives each language its own copy of a lower transformer layer (the paper's
+"language-specific parameters in lower layers combined with shared higher-layer representations"), routed the
+same way; copies not used by a batch join the graph with a zero, for the same reason.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
 from xlt.errors import XltError
 
@@ -95,3 +103,71 @@ def per_row(x: torch.Tensor, rows: torch.Tensor | None, apply: Callable[[torch.T
         index = torch.nonzero(rows == row).squeeze(1)
         out = out.index_copy(0, index, apply(x.index_select(0, index), row))
     return out
+
+
+#: name of the per-language layer copies under a transformer layer; keys containing it are language parameters
+LAYERS_NAME = "xlt_language_layers"
+
+
+class LanguageSpecificLayers(nn.Module):
+    """Per-language copies of one transformer layer, routed per example; rows without a copy take the shared layer.
+
+    The copies start as exact copies of the layer, so inserting them leaves outputs unchanged. Tensor arguments
+    of the layer whose first dimension is the batch (attention masks) are split with the examples.
+
+    Args:
+        router: Gives the bank row of every example of the current batch.
+        copies: One layer per bank row (deep copies of the shared layer).
+        shared_parameters: The shared layer's own parameters (kept in the graph when no example uses them).
+    """
+
+    def __init__(self, router: AdapterRouter, copies: Sequence[nn.Module],
+                 shared_parameters: Sequence[nn.Parameter]) -> None:
+        super().__init__()
+        self.router = router
+        self.copies = nn.ModuleList(copies)
+        self._shared_parameters = list(shared_parameters)  # a plain list: not registered twice
+
+    def route(self, shared: Callable[..., torch.Tensor], hidden: torch.Tensor, *args: Any,
+              **kwargs: Any) -> torch.Tensor:
+        """The layer's output: each example through its language's copy (or ``shared``)."""
+        rows = self.router.rows
+        present = torch.unique(rows).tolist()
+        layers = {row: (shared if row == NO_ADAPTER else self.copies[row]) for row in present}
+        if len(present) == 1:
+            out = layers[present[0]](hidden, *args, **kwargs)
+        else:
+            out = torch.zeros_like(hidden)
+            for row, layer in layers.items():
+                index = torch.nonzero(rows == row).squeeze(1)
+
+                def split(value: Any, index: torch.Tensor = index) -> Any:
+                    batched = isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == len(hidden)
+                    return value.index_select(0, index) if batched else value
+
+                part = layer(hidden.index_select(0, index), *map(split, args),
+                             **{key: split(value) for key, value in kwargs.items()})
+                out = out.index_copy(0, index, part)
+        # every trainable parameter in the graph on every rank, whatever languages its batch holds (DDP, FSDP2)
+        unused = [p for row, copy in enumerate(self.copies) if row not in layers for p in copy.parameters()]
+        if NO_ADAPTER not in layers:
+            unused += self._shared_parameters
+        unused = [p for p in unused if p.requires_grad]
+        if unused:
+            out = out + out.new_zeros(()) * sum(p.sum() for p in unused)
+        return out
+
+
+def insert_language_layers(layer: nn.Module, router: AdapterRouter, n: int) -> LanguageSpecificLayers:
+    """Give ``layer`` ``n`` routed per-language copies (registered as ``layer.xlt_language_layers``)."""
+    shared_parameters = list(layer.parameters())
+    copies = [copy.deepcopy(layer) for _ in range(n)]  # before registering: a copy holds no copies
+    bank = LanguageSpecificLayers(router, copies, shared_parameters)
+    shared = layer.forward
+    layer.add_module(LAYERS_NAME, bank)
+
+    def forward(hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return bank.route(shared, hidden_states, *args, **kwargs)
+
+    layer.forward = forward  # the instance's forward: nn.Module.__call__ (and its hooks) stay as they are
+    return bank

@@ -7,7 +7,8 @@ adapter of another base, of other shapes, or whose file does not match its hash,
 
 File keys are the model's parameter names relative to the base encoder, with the bank row removed: a language
 adapter holds one row of every language bank (``encoder.layer.0.output.xlt_adapters.language.down_weight``
-``[r, d]``) and of the invertible coupling (``embeddings.xlt_invertible.bank.f.down_weight``).
+``[r, d]``), of the invertible coupling (``embeddings.xlt_invertible.bank.f.down_weight``) and its copies of the
+lower layers (``encoder.layer.0.xlt_language_layers.copy.attention.self.query.weight``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from xlt.adapters.bottleneck import SITE_NAME
 from xlt.adapters.invertible import INVERTIBLE_NAME
+from xlt.adapters.routing import LAYERS_NAME
 from xlt.atomic import atomic_dir
 from xlt.errors import XltError
 
@@ -35,7 +37,7 @@ FORMAT_VERSION = 1
 
 def is_adapter_key(name: str) -> bool:
     """Whether a parameter / state-dict name belongs to an inserted adapter rather than the base model."""
-    return f"{SITE_NAME}." in name or f"{INVERTIBLE_NAME}." in name
+    return any(f"{marker}." in name for marker in (SITE_NAME, INVERTIBLE_NAME, LAYERS_NAME))
 
 
 @dataclass(frozen=True)

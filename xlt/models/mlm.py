@@ -240,7 +240,7 @@ class MLMPretraining(pl.LightningModule):
             self.model = build_masked_lm_for_vocabulary(self.encoder, config, blocks)
             if self.adapter_setup is not None:  # before sharding: the banks join their layers' FSDP groups
                 datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-                plan = self.adapter_setup.plan(self.languages, getattr(datamodule, "panel", None), config.hidden_size)
+                plan = self.adapter_plan(config, datamodule)
                 self.adapters = install_adapters(self.model, self.adapter_setup, plan, self.languages, self.encoder)
         if self.device_mesh is not None:  # set by ModelParallelStrategy (FSDP2): shard layers + root
             from xlt.models.sharding import shard_masked_lm, sharding_options
@@ -262,8 +262,7 @@ class MLMPretraining(pl.LightningModule):
         block size beyond the encoder's positions."""
         config = self._hf_config or build_config(self.encoder, self.config_overrides)
         if self.adapter_setup is not None:
-            plan = self.adapter_setup.plan(self.languages, getattr(datamodule, "panel", None), config.hidden_size)
-            check_saved_base(plan, self.encoder, config)
+            check_saved_base(self.adapter_plan(config, datamodule), self.encoder, config)
         block_size = getattr(datamodule, "block_size", None)
         if block_size is not None:
             limit = usable_positions(config)
@@ -272,6 +271,12 @@ class MLMPretraining(pl.LightningModule):
                     f"data.block_size {block_size} exceeds model positions {limit} — lower data.block_size "
                     "or raise model.config.max_position_embeddings"
                 )
+
+    def adapter_plan(self, config: PretrainedConfig, datamodule: Any) -> Any:
+        """The adapter setup resolved for this run's languages, the data module's panel and the encoder's shape."""
+        assert self.adapter_setup is not None
+        return self.adapter_setup.plan(self.languages, getattr(datamodule, "panel", None), int(config.hidden_size),
+                                       num_layers=int(config.num_hidden_layers))
 
     # ------------------------------------------------------------------------------------------------- math
     def masked_token_losses(

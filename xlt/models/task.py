@@ -258,7 +258,8 @@ class TaskModule(pl.LightningModule):
         languages = list(getattr(datamodule, "language_codes", None) or self.languages)
         return self.adapter_setup.plan(languages, getattr(datamodule, "panel", None), int(config.hidden_size),
                                        source=list(getattr(datamodule, "train_languages", []) or []),
-                                       task=getattr(datamodule, "task", None) or "task")
+                                       task=getattr(datamodule, "task", None) or "task",
+                                       num_layers=int(config.num_hidden_layers))
 
     def check_encoder(self, config: Any, datamodule: Any) -> None:
         """Check the encoder's transformers ``config`` against the data module's tokenizer and lengths."""
