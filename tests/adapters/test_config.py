@@ -88,4 +88,4 @@ def test_config_round_trip() -> None:
     assert again.config() == setup.config() and again.sites == "houlsby"
     assert setup.config()["class_path"] == "xlt.adapters.config.AdapterSetup"
     # plain types only: checkpoints holding the config load with weights_only=True
-    assert all(isinstance(v, (str, float, bool, list, type(None))) for v in setup.config()["init_args"].values())
+    assert all(isinstance(v, (str, int, float, bool, list, type(None))) for v in setup.config()["init_args"].values())
