@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from xlt.errors import XltError
 from xlt.formats import UPOS_TAGS
 from xlt.probing.attention import attention_entropy
 from xlt.probing.data import ProbingData, Treebank
@@ -84,8 +85,6 @@ class ProbingAnalysis:
         chosen = list(PROPERTIES if properties is None else properties)
         unknown = sorted(set(chosen) - set(PROPERTIES))
         if unknown:
-            from xlt.errors import XltError
-
             raise XltError(f"unknown probing properties {unknown} — choose from {', '.join(PROPERTIES)}")
         self.properties = chosen
         self.pooling: Pooling = pooling
@@ -127,7 +126,11 @@ class ProbingAnalysis:
             for key, bank in [("train", data.train), *(("ud", b) for b in data.treebanks.values())]:
                 features = word_features(encoder, bank.tokens, layers, self.pooling, self.batch_size)
                 result.skipped[f"{key}/{bank.code}"] = features.skipped
-                words[f"{key}/{bank.code}"] = (bank.subset(features.kept), features)
+                if len(features.kept):  # a language whose every sentence was skipped gets no curve, only its count
+                    words[f"{key}/{bank.code}"] = (bank.subset(features.kept), features)
+                elif key == "train":
+                    raise XltError(f"no training sentence of {bank.path} fits the encoder's {encoder.max_tokens} "
+                                   "positions — give shorter sentences or a source language with some")
         sentences = self._sentence_features(encoder, data, layers, result) if self.needs_bitext else {}
         result.seconds["features"] = time.perf_counter() - start
         start = time.perf_counter()

@@ -74,6 +74,7 @@ def load_encoder(encoder: str, tokenizer: str | None = None) -> ProbeEncoder:
         XltError: a missing path, a checkpoint that is not an MLM checkpoint, a tokenizer that is not fast.
     """
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     from xlt.hub import require_local_or_hub
     from xlt.progress import quiet_progress_bars
@@ -87,11 +88,16 @@ def load_encoder(encoder: str, tokenizer: str | None = None) -> ProbeEncoder:
                 raise XltError(f"encoder checkpoint {encoder} records no tokenizer — pass --tokenizer <dir>")
         else:
             require_local_or_hub(encoder, "encoder")
+            verbosity = transformers_logging.get_verbosity()
+            # an MLM export loads as its base model: the LM head it drops is expected, not worth a load report
+            transformers_logging.set_verbosity_error()
             try:
                 model = AutoModel.from_pretrained(encoder)
             except (OSError, ValueError) as error:
                 raise XltError(f"encoder {encoder} cannot be loaded ({str(error).splitlines()[0][:160]}) — give "
                                "an export directory, a hub id or an MLM *.ckpt of `xlt fit`") from None
+            finally:
+                transformers_logging.set_verbosity(verbosity)
         tok = _load_tokenizer(tokenizer or encoder, AutoTokenizer)
     return ProbeEncoder.from_pretrained_model(model.eval(), tok, name=str(encoder))
 
