@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +62,34 @@ def write_sweep(tmp_path: Path, synthetic_dir: Path, tiny_tokenizer_dir: Path, m
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server of its own on a loopback port (Debian's binaries; as user postgres when run as root).
+
+    Skipped where the binaries are absent, unless ``XLT_REQUIRE_POSTGRES=1`` (CI), where that is a failure."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        message = "PostgreSQL server binaries (initdb, pg_ctl) not found — apt-get install postgresql"
+        if os.environ.get("XLT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message + " (XLT_REQUIRE_POSTGRES=1)")
+        pytest.skip(message)
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install 'xlt[postgres]'")
+    root = Path(tempfile.mkdtemp(prefix="xlt-postgres-"))  # pytest's own temp dirs are closed to other users
+    data = root / "data"
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_user:
+        shutil.chown(root, "postgres")
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = partial(subprocess.run, check=True, capture_output=True, text=True, timeout=120)
+    run([*as_user, initdb, "-D", str(data), "-U", "xlt", "--auth=trust", "--no-sync"])
+    run([*as_user, pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-o",
+         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+    try:
+        yield f"postgresql+psycopg://xlt@127.0.0.1:{port}/postgres"
+    finally:
+        run([*as_user, pg_ctl, "-D", str(data), "-w", "-m", "fast", "stop"])
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from xlt.cli import main
@@ -85,12 +86,18 @@ def test_a_killed_workers_trial_ends_fail_and_the_study_continues(write_sweep, t
     assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]  # FAIL does not count
 
 
-def test_two_workers_on_one_storage_share_one_study(write_sweep, tmp_path: Path) -> None:
-    config = write_sweep("shared")
-    workers = [_worker(config, 3) for _ in range(2)]
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_workers_on_one_storage_share_one_study(write_sweep, tmp_path: Path, request: pytest.FixtureRequest,
+                                                    mlflow_uri: str, backend: str) -> None:
+    name = f"shared_{backend}"
+    storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else \
+        f"sqlite:///{tmp_path / f'{name}.db'}"
+    config = write_sweep(name, storage=storage)
+    MlflowClient(mlflow_uri).search_experiments()  # the MLflow store exists first (MLflow's migrations are not
+    workers = [_worker(config, 3) for _ in range(2)]  # safe to run twice at once on a fresh SQLite file)
     outs = [w.communicate(timeout=600)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outs
-    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    assert [w.returncode for w in workers] == [0, 0], [out[-3000:] for out in outs]
+    study = optuna.load_study(study_name=name, storage=storage)
     numbers = [t.number for t in study.trials]
     assert numbers == list(range(len(numbers))) and 3 <= len(numbers) <= 4  # distinct, none lost
     assert all(t.state == TrialState.COMPLETE for t in study.trials)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,16 +160,28 @@ def open_storage(spec: SweepSpec, tracking_uri: str | None) -> optuna.storages.R
             raise XltError(f"sweep.storage '{url}': directory {Path(url.removeprefix('sqlite:///')).parent} does "
                            "not exist — create it or choose another path")
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several workers on one file wait for its lock
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; the reason we use RDB storage
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    def connect() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; they are why we use RDB storage
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=spec.heartbeat_interval,
                 grace_period=spec.grace_period,
                 heartbeat_stale_trial_callback=StaleTrialHandler(tracking_uri, spec.max_retry))
+
+    try:
+        try:
+            return connect()
+        except (IntegrityError, ProgrammingError):  # workers started together created the same tables at once
+            time.sleep(2.0)
+            return connect()
+    except ImportError as exc:  # the database's driver (psycopg for PostgreSQL: pip install 'xlt[postgres]')
+        raise XltError(f"sweep.storage '{_shown_url(url)}' needs the Python driver {exc.name} — install it (for "
+                       "PostgreSQL: pip install 'xlt[postgres]')") from exc
     except SQLAlchemyError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise XltError(f"sweep.storage '{url}' cannot be opened ({first}) — check the server, user and "
+        raise XltError(f"sweep.storage '{_shown_url(url)}' cannot be opened ({first}) — check the server, user and "
                        "database") from exc
 
 
