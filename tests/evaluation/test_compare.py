@@ -112,7 +112,7 @@ def test_mismatched_or_misnamed_files_are_one_line_errors(task_panel_dir: Path, 
     with pytest.raises(XltError, match="is not a prediction file"):
         prediction_language(tmp_path / "preds.txt")
     with pytest.raises(SystemExit) as exit_info:
-        main(["compare", "udpos", f"[{short}]", f"[{tmp_path / 'missing' / 'test-qaa.tsv'}]",
+        main(["compare", "udpos", str(short), f"[{tmp_path / 'missing' / 'test-qaa.tsv'}]",  # a path or a list
               "--data", str(task_panel_dir / "ud")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()

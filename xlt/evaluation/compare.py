@@ -102,7 +102,7 @@ def render(task: str, results: Sequence[PairResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare(task: str, a: list[str], b: list[str], data: TextSource | str = "synthetic",
+def compare(task: str, a: list[str] | str, b: list[str] | str, data: TextSource | str = "synthetic",
             cache_dir: str = "runs/cache", n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
             json_out: bool = False) -> None:
     """Paired bootstrap of prediction files: two runs on one test file, or two languages of a parallel test set.
@@ -115,7 +115,7 @@ def compare(task: str, a: list[str], b: list[str], data: TextSource | str = "syn
         task: the task of the files: xnli, pawsx, udpos, ner, qa or retrieval (its primary metric is compared;
             retrieval's P@1 is source → pivot, the direction the files record).
         a: prediction files of side a (``test-<lang>.tsv`` / ``.json`` from ``--model.predictions_dir``), one per
-            seed.
+            seed (a single path for one seed).
         b: prediction files of side b, paired with ``a`` in order.
         data: the task data the runs were tested on, as the task config's ``data`` (``synthetic``, a directory, a
             hub id, or a source object such as ``{class_path: xlt.sources.SyntheticPanel, init_args: {...}}``).
@@ -125,6 +125,7 @@ def compare(task: str, a: list[str], b: list[str], data: TextSource | str = "syn
         seed: seed of the resampling.
         json_out: print JSON (one object per pair) instead of the Markdown table.
     """
+    a, b = ([a] if isinstance(a, str) else a), ([b] if isinstance(b, str) else b)
     results = compare_predictions(task, a, b, data=data, cache_dir=cache_dir, n_boot=n_boot,
                                   confidence=confidence, seed=seed)
     if json_out:
