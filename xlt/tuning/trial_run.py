@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,14 @@ def plain_config(recipe: Namespace) -> dict[str, Any]:
     return config
 
 
+@contextmanager
+def _own_arguments() -> Iterator[None]:
+    """LightningCLI warns when given arguments while ``sys.argv`` holds others (here: ``xlt sweep …``'s)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
+        yield
+
+
 class _FitConfigCheck(XltCLI):
     """Parses a fit config like ``xlt fit`` and runs the preflight checks; instantiates and writes nothing."""
 
@@ -57,7 +67,8 @@ def check_fit_config(config: Mapping[str, Any], what: str) -> None:
     """Raise :class:`XltError` unless ``xlt fit`` accepts ``config`` (types, unknown keys, the models' and data
     modules' own checks); ``what`` names the source in the message (e.g. a search-space path)."""
     try:
-        _FitConfigCheck(["--config", yaml.safe_dump(dict(config))], run=False)
+        with _own_arguments():
+            _FitConfigCheck(["--config", yaml.safe_dump(dict(config))], run=False)
     except ArgumentError as exc:
         detail = " ".join(str(exc).split())
         raise XltError(f"{what}: xlt fit rejects it ({detail[:300]}) — use a key that xlt fit --print_config "
@@ -145,5 +156,6 @@ def run_trial(config: Mapping[str, Any], number: int, judge: TrialJudge | None) 
     with atomic_file(path) as handle:
         yaml.safe_dump(dict(config), handle, sort_keys=False)
     pruning = TrialPruning(judge)
-    cli = _TrialCLI(["fit", "--config", str(path)], pruning)
+    with _own_arguments():
+        cli = _TrialCLI(["fit", "--config", str(path)], pruning)
     return cli.trainer, pruning
