@@ -143,3 +143,27 @@ def test_adapter_task_overlays_compose_with_token_tasks(capsys: pytest.CaptureFi
     config = print_config(capsys, CONFIGS / "tasks" / f"{task}.yaml", ADAPTER_CONFIGS / f"{overlay}.yaml")
     assert_file_values_survive(config, ADAPTER_CONFIGS / f"{overlay}.yaml")
     assert config["model"]["init_args"]["adapters"]["init_args"]["task_adapter"] is True
+
+
+SWEEP_RECIPES = {  # the sweep recipe after the recipes it overlays (none: it is a full recipe)
+    "oversampling": [],
+    "oversampling_paper": [CONFIGS / "multi_s.yaml", CONFIGS / "scale" / "cpu_tiny.yaml"],
+}
+
+
+@pytest.mark.parametrize("sweep", sorted(SWEEP_RECIPES), ids=str)
+def test_sweep_recipes_resolve_and_sweep_fit_options(sweep: str) -> None:
+    """Each sweep recipe parses as ``xlt sweep`` reads it, and its search space passes the check a sweep makes
+    before any study exists (every path an ``xlt fit`` option, the fit config valid with the space's values)."""
+    from xlt.lightning_cli import parse_recipe
+    from xlt.tuning.command import spec_from_config, sweep_command
+    from xlt.tuning.study import validate
+    from xlt.tuning.trial_run import plain_config
+
+    args = [arg for path in [*SWEEP_RECIPES[sweep], CONFIGS / "sweeps" / f"{sweep}.yaml"]
+            for arg in ("--config", str(path))]
+    recipe, options = parse_recipe(args, sweep_command, "xlt sweep")
+    spec = spec_from_config(options["sweep"])
+    validate(plain_config(recipe), spec, n_trials=1)
+    assert spec.name == sweep and [o.bucket for o in spec.objectives] == ["tail", "high"]
+    assert {"data.init_args.alpha", "data.init_args.oversampling.tail"} <= set(spec.space)

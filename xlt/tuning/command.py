@@ -15,7 +15,7 @@ from xlt.tuning.study import SweepSpec, open_storage, run_sweep
 from xlt.tuning.trial_run import plain_config
 
 
-def _spec(value: Namespace | SweepSpec) -> SweepSpec:
+def spec_from_config(value: Namespace | SweepSpec) -> SweepSpec:
     """The ``sweep:`` section as objects (samplers and pruners instantiated from their ``class_path``)."""
     if isinstance(value, SweepSpec):
         return value
@@ -39,7 +39,7 @@ def sweep_command(recipe: Any, sweep: SweepSpec, n_trials: int = 20) -> optuna.S
     Returns:
         The study (on rank 0).
     """
-    spec = _spec(sweep)
+    spec = spec_from_config(sweep)
     study = run_sweep(plain_config(recipe), spec, n_trials)
     if study is not None:
         done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
@@ -66,7 +66,7 @@ def best_command(recipe: Any, sweep: SweepSpec, objective: str | None = None,
     Returns:
         The YAML text.
     """
-    spec = _spec(sweep)
+    spec = spec_from_config(sweep)
     spec.objective_set.check()
     study = _load(spec)
     text = best_config(choose(study, spec.objective_set, objective, limits), study, spec.objective_set.value_names)
