@@ -167,3 +167,27 @@ def test_sweep_recipes_resolve_and_sweep_fit_options(sweep: str) -> None:
     validate(plain_config(recipe), spec, n_trials=1)
     assert spec.name == sweep and [o.bucket for o in spec.objectives] == ["tail", "high"]
     assert {"data.init_args.alpha", "data.init_args.oversampling.tail"} <= set(spec.space)
+
+
+def test_probing_callback_overlay_appends_to_the_quickstart_callbacks(capsys: pytest.CaptureFixture[str]) -> None:
+    overlay = CONFIGS / "callbacks" / "probing.yaml"
+    config = print_config(capsys, CONFIGS / "quickstart.yaml", overlay)
+    callbacks = [c["class_path"] for c in config["trainer"]["callbacks"]]
+    assert callbacks == ["lightning.pytorch.callbacks.ModelCheckpoint", "xlt.callbacks.optim.LearningRateLogger",
+                         "xlt.callbacks.probing.ProbingCallback"]
+    probing = config["trainer"]["callbacks"][2]["init_args"]
+    written = yaml.safe_load(overlay.read_text(encoding="utf-8"))["trainer"]["callbacks+"][0]["init_args"]
+    for path, value in leaves(written):
+        node: object = probing
+        for key in path:
+            node = node[key]
+        assert node == value, (path, value, node)
+
+
+def test_probe_analysis_config_resolves_as_xlt_probe_reads_it(capsys: pytest.CaptureFixture[str]) -> None:
+    config_file = CONFIGS / "analysis" / "probe.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["probe", "--config", str(config_file), "--print_config"])
+    captured = capsys.readouterr()
+    assert exit_info.value.code in (0, None), captured.err
+    assert_file_values_survive(yaml.safe_load(captured.out), config_file)
