@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xlt.adapters.routing import AdapterRouter, per_row
+from xlt.adapters.routing import AdapterRouter, RowGroups, per_row
 from xlt.errors import XltError
 
 #: name of the adapter child module at a site; keys containing it are adapter weights, not the base's
@@ -91,7 +91,7 @@ class BottleneckBank(nn.Module):
         z = self.activation(F.linear(h, self.down_weight[row], self.down_bias[row]))
         return F.linear(z, self.up_weight[row], self.up_bias[row])
 
-    def forward(self, h: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, rows: RowGroups | torch.Tensor | None) -> torch.Tensor:
         """Per-example adapter outputs ``[B, ...]`` (zeros for examples routed to no adapter)."""
         return per_row(h, rows, self.one, self.parameters)
 
@@ -113,7 +113,7 @@ class AdapterSite(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """``h`` plus the language adapter's output, then plus the task adapter's output on that."""
         if self.language is not None:
-            h = h + self.language(h, self.router.rows)
+            h = h + self.language(h, self.router.groups)
         if self.task is not None:
             h = h + self.task(h, None)
         return h

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from xlt.adapters.bottleneck import BottleneckBank, BottleneckSpec
-from xlt.adapters.routing import AdapterRouter
+from xlt.adapters.routing import AdapterRouter, RowGroups
 from xlt.errors import XltError
 
 #: name of the invertible adapter module under the embeddings
@@ -39,13 +39,13 @@ class InvertibleAdapterBank(nn.Module):
         self.f = BottleneckBank(n, self.half, spec, "model.adapters.invertible_reduction_factor")
         self.g = BottleneckBank(n, self.half, spec, "model.adapters.invertible_reduction_factor")
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: RowGroups | torch.Tensor | None) -> torch.Tensor:
         """The coupling ``(x1 + F(x2), x2 + G(y1))``."""
         x1, x2 = x.split(self.half, dim=-1)
         y1 = x1 + self.f(x2, rows)
         return torch.cat([y1, x2 + self.g(y1, rows)], dim=-1)
 
-    def inverse(self, y: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, rows: RowGroups | torch.Tensor | None) -> torch.Tensor:
         """The inverse coupling: ``inverse(forward(x)) == x`` up to float rounding."""
         y1, y2 = y.split(self.half, dim=-1)
         x2 = y2 - self.g(y1, rows)
@@ -66,11 +66,11 @@ class InvertibleSite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The coupling of each example's language."""
-        return self.bank(x, self.router.rows)
+        return self.bank(x, self.router.groups)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         """The inverse coupling of each example's language (``y``: ``[B, T, hidden]``)."""
-        return self.bank.inverse(y, self.router.rows)
+        return self.bank.inverse(y, self.router.groups)
 
 
 def insert_invertible(embeddings: nn.Module, site: InvertibleSite) -> None:

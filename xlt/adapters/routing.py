@@ -4,8 +4,11 @@ batch goes through.
 A bank stacks one adapter per language in its parameters (``[n_languages, ...]``), so every language trains in
 one run and a mixed-language batch needs no loop over models. :class:`AdapterRouter` maps the batch's language
 indices to bank rows once per run (by language *code*: MLM and task batches index different language lists);
-:func:`per_row` applies a row-dependent function to the examples of each language present and writes the
-results back in place of the examples, out of place (autograd sees ``index_copy``).
+:func:`per_row` applies a row-dependent function to the examples of each language present: the batch is grouped
+by row once per batch (:class:`RowGroups`: a stable sort, computed when the router routes it, so sites need no
+host sync), each site gathers its input in that order, applies each row to its contiguous slice and scatters the
+concatenation back: two gathers per site whatever the number of languages, none for a batch already sorted by
+language (MLM pretraining sorts its batches so).
 
 A stacked parameter indexed by a row still receives a full-size gradient (zeros in the rows not used), so every
 rank produces a gradient for every bank parameter whatever languages its batch holds: DDP needs no
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,6 +32,37 @@ from torch import nn
 from xlt.errors import XltError
 
 NO_ADAPTER = -1
+
+
+@dataclass(frozen=True)
+class RowGroups:
+    """The examples of a batch grouped by bank row.
+
+    Attributes:
+        order: Example indices sorted by row (stable) ``[B]``.
+        inverse: The permutation back to batch order ``[B]``.
+        rows: The rows present, ascending (``NO_ADAPTER`` first if present).
+        counts: Examples per row present, in the same order.
+        in_order: The batch is already sorted by row (``order`` is the identity): sites need no gathers.
+    """
+
+    order: torch.Tensor
+    inverse: torch.Tensor
+    rows: list[int]
+    counts: list[int]
+    in_order: bool = False
+
+    @classmethod
+    def of(cls, rows: torch.Tensor) -> RowGroups:
+        """Group a batch's rows ``[B]`` (one host sync: the rows and counts present)."""
+        order = torch.argsort(rows, stable=True)
+        present, counts = torch.unique_consecutive(rows[order], return_counts=True)
+        in_order = bool(torch.equal(order, torch.arange(len(rows), device=rows.device)))
+        return cls(order, torch.argsort(order), present.tolist(), counts.tolist(), in_order)
+
+    def indices(self) -> list[tuple[int, torch.Tensor]]:
+        """``(row, example indices)`` per row present."""
+        return list(zip(self.rows, self.order.split(self.counts), strict=True))
 
 
 class AdapterRouter:
@@ -55,6 +90,7 @@ class AdapterRouter:
         self.table = torch.tensor([self.bank_languages.index(c) if c in self.bank_languages else default
                                    for c in self.batch_languages] or [default], dtype=torch.long)
         self._rows: torch.Tensor | None = None
+        self._groups: RowGroups | None = None
 
     @property
     def rows(self) -> torch.Tensor:
@@ -62,6 +98,13 @@ class AdapterRouter:
         if self._rows is None:
             raise RuntimeError("language adapters route per batch: call route(batch['lang'], ...) before the forward")
         return self._rows
+
+    @property
+    def groups(self) -> RowGroups:
+        """The current batch's examples grouped by bank row."""
+        self.rows  # noqa: B018 - the error when not routed yet
+        assert self._groups is not None
+        return self._groups
 
     def row_of(self, code: str) -> int:
         """The bank row a batch language ``code`` is routed to (``NO_ADAPTER`` for none)."""
@@ -75,15 +118,17 @@ class AdapterRouter:
                                "xlt data module, which adds it")
             lang = torch.zeros(batch_size, dtype=torch.long)
         self._rows = self.table.to(device)[lang.to(device)]
+        self._groups = RowGroups.of(self._rows)
 
 
-def per_row(x: torch.Tensor, rows: torch.Tensor | None, apply: Callable[[torch.Tensor, int], torch.Tensor],
+def per_row(x: torch.Tensor, rows: RowGroups | torch.Tensor | None,
+            apply: Callable[[torch.Tensor, int], torch.Tensor],
             parameters: Callable[[], Sequence[torch.Tensor]]) -> torch.Tensor:
     """``apply(x_l, l)`` on the examples of each bank row ``l``, zeros where the row is ``NO_ADAPTER``.
 
     Args:
         x: Inputs ``[B, ...]``.
-        rows: Bank row per example ``[B]``; ``None``: every example uses row 0.
+        rows: The batch grouped by bank row (or the row per example ``[B]``); ``None``: every example uses row 0.
         apply: The function of one bank row; ``apply(x_rows, row)`` returns a tensor shaped like ``x_rows``.
         parameters: The bank's parameters, used to keep them in the graph when no example is routed to them.
 
@@ -92,17 +137,15 @@ def per_row(x: torch.Tensor, rows: torch.Tensor | None, apply: Callable[[torch.T
     """
     if rows is None:
         return apply(x, 0)
-    present = torch.unique(rows).tolist()  # one host sync per site: the languages of the batch
-    if len(present) == 1 and present[0] != NO_ADAPTER:
-        return apply(x, present[0])  # one-language batch: no gather or scatter
-    routed = [row for row in present if row != NO_ADAPTER]
-    if not routed:  # nothing routed: a zero that still gives every bank parameter a (zero) gradient
+    groups = rows if isinstance(rows, RowGroups) else RowGroups.of(rows)
+    if groups.rows == [NO_ADAPTER]:  # nothing routed: a zero that still gives every bank parameter a (zero) gradient
         return x.new_zeros(()) * sum(p.sum() for p in parameters()) + torch.zeros_like(x)
-    out = torch.zeros_like(x)
-    for row in routed:
-        index = torch.nonzero(rows == row).squeeze(1)
-        out = out.index_copy(0, index, apply(x.index_select(0, index), row))
-    return out
+    if len(groups.rows) == 1:
+        return apply(x, groups.rows[0])  # one-language batch: no gather or scatter
+    parts = (x if groups.in_order else x.index_select(0, groups.order)).split(groups.counts)
+    out = torch.cat([torch.zeros_like(part) if row == NO_ADAPTER else apply(part, row)
+                     for part, row in zip(parts, groups.rows, strict=True)])
+    return out if groups.in_order else out.index_select(0, groups.inverse)
 
 
 #: name of the per-language layer copies under a transformer layer; keys containing it are language parameters
@@ -131,15 +174,14 @@ class LanguageSpecificLayers(nn.Module):
     def route(self, shared: Callable[..., torch.Tensor], hidden: torch.Tensor, *args: Any,
               **kwargs: Any) -> torch.Tensor:
         """The layer's output: each example through its language's copy (or ``shared``)."""
-        rows = self.router.rows
-        present = torch.unique(rows).tolist()
-        layers = {row: (shared if row == NO_ADAPTER else self.copies[row]) for row in present}
-        if len(present) == 1:
-            out = layers[present[0]](hidden, *args, **kwargs)
+        groups = self.router.groups
+        layers = {row: (shared if row == NO_ADAPTER else self.copies[row]) for row in groups.rows}
+        if len(groups.rows) == 1:
+            out = layers[groups.rows[0]](hidden, *args, **kwargs)
         else:
             out = torch.zeros_like(hidden)
-            for row, layer in layers.items():
-                index = torch.nonzero(rows == row).squeeze(1)
+            for row, index in groups.indices():
+                layer = layers[row]
 
                 def split(value: Any, index: torch.Tensor = index) -> Any:
                     batched = isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == len(hidden)
@@ -171,3 +213,4 @@ def insert_language_layers(layer: nn.Module, router: AdapterRouter, n: int) -> L
 
     layer.forward = forward  # the instance's forward: nn.Module.__call__ (and its hooks) stay as they are
     return bank
+

@@ -297,14 +297,25 @@ class MLMPretraining(pl.LightningModule):
         """
         assert self.model is not None, "call configure_model() first"
         selected = labels != IGNORE_INDEX
+        order = None
         if self.adapters is not None:
+            if langs is not None:  # rows sorted by language: adapter sites slice instead of gathering (routing.py)
+                langs = langs.to(input_ids.device)
+                order = torch.argsort(langs, stable=True)
+                input_ids, labels, langs = input_ids[order], labels[order], langs[order]
+                attention_mask = attention_mask[order] if attention_mask is not None else None
             self.adapters.route(langs, len(input_ids), input_ids.device)
+        rows_selected = labels != IGNORE_INDEX
         # configure_model installs masked_head_logits as a (FSDP-aware) method of the model
-        logits = self.model.masked_head_logits(input_ids, selected, attention_mask)
+        logits = self.model.masked_head_logits(input_ids, rows_selected, attention_mask)
         if self._layout is not None and langs is not None and self.languages != ["all"]:
-            row_langs = langs.to(input_ids.device)[:, None].expand_as(input_ids)[selected]
+            row_langs = langs.to(input_ids.device)[:, None].expand_as(input_ids)[rows_selected]
             logits = self._layout.restrict_logits(logits, row_langs, self.languages)
-        losses = F.cross_entropy(logits.float(), labels[selected], reduction="none")
+        losses = F.cross_entropy(logits.float(), labels[rows_selected], reduction="none")
+        if order is not None:  # back to the batch's own order of masked positions (row-major)
+            length = input_ids.shape[1]
+            positions = (order[:, None] * length + torch.arange(length, device=order.device))[rows_selected]
+            losses = losses[torch.argsort(positions)]
         return losses, selected
 
     def mlm_loss(
