@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
+import pytest
 import torch
+import yaml
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader
 
@@ -102,3 +105,74 @@ def test_a_round_restores_every_random_state_and_module_mode(synthetic_dir: Path
     assert [m.training for m in module.model.modules()] == modes
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
+
+
+# ------------------------------------------------------------------------------ two processes (gloo, CPU)
+ROOT = Path(__file__).resolve().parents[2]
+HELPERS = ROOT / "tests" / "helpers"
+CONFIGS = ROOT / "configs"
+
+
+def _overlay(base: Path, name: str, synthetic_dir: Path, tokenizer_dir: Path, probing: bool) -> Path:
+    callbacks = [{"class_path": "dist_record.RecordSteps", "init_args": {"out": str(base / name / "steps")}}]
+    if probing:
+        callbacks.append({"class_path": "probing_record.RecordedProbing", "init_args": {
+            "out": str(base / name / "probing"), "every_n_steps": 3, "data": str(synthetic_dir),
+            "languages": ["qab"], "max_sentences": 8, "analysis": {
+                "class_path": "xlt.probing.analysis.ProbingAnalysis",
+                "init_args": {"properties": ["upos", "structure", "retrieval"],
+                              "probe": {"class_path": "xlt.probing.linear.LinearProbe",
+                                        "init_args": {"steps": 10, "lr": 0.05}},
+                              "structural": {"class_path": "xlt.probing.structural.StructuralProbe",
+                                             "init_args": {"rank": 8, "epochs": 1}}}}}})
+    config = {
+        "trainer": {"max_steps": 6, "log_every_n_steps": 1, "num_sanity_val_steps": 0, "limit_val_batches": 0,
+                    "default_root_dir": str(base / name), "enable_progress_bar": False, "logger": False,
+                    "enable_checkpointing": False, "devices": 2, "callbacks": callbacks},
+        "model": {"init_args": {"config": TINY, "warmup_steps": 2}},  # dropout on: a round left in eval would show
+        "data": {"init_args": {"corpus": str(synthetic_dir / "mlm"), "panel": str(synthetic_dir / "panel.yaml"),
+                               "tokenizer": str(tokenizer_dir), "block_size": 32, "batch_size": 4,
+                               "val_blocks_per_language": 2, "cache_dir": str(base / "cache")}},
+    }
+    path = base / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _launch(strategy: str, overlay: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    fit = ["-m", "xlt", "fit", "--config", str(CONFIGS / "quickstart.yaml"),
+           "--config", str(CONFIGS / "strategy" / f"{strategy}.yaml"), "--config", str(overlay)]
+    command = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *fit] \
+        if strategy == "ddp" else fit  # FSDP2 on CPU: Lightning spawns the two processes
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HELPERS), str(ROOT)]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("rank*.json"))]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp_cpu"])
+def test_two_ranks_probe_on_schedule_and_train_exactly_as_without_the_callback(
+        strategy: str, tmp_path: Path, synthetic_dir: Path, tiny_tokenizer_dir: Path) -> None:
+    """DDP: rank 0 alone computes and logs the rounds, rank 1 waits. FSDP2: both ranks join the forward passes and
+    compute the same round; rank 0 logs it. Either way each rank's loss curve equals the run without callback."""
+    for probing in (False, True):
+        _launch(strategy, _overlay(tmp_path, f"probing{probing}", synthetic_dir, tiny_tokenizer_dir, probing))
+    plain, probed = _records(tmp_path / "probingFalse" / "steps"), _records(tmp_path / "probingTrue" / "steps")
+    assert len(plain) == len(probed) == 2
+    for a, b in zip(plain, probed, strict=True):
+        assert [s["loss"] for s in a["steps"]] == [s["loss"] for s in b["steps"]] and len(a["steps"]) == 6
+    rank0, rank1 = _records(tmp_path / "probingTrue" / "probing")
+    assert rank0["logged"] == [3, 6] and rank1["logged"] == []
+    assert [r["step"] for r in rank0["computed"]] == [3, 6]
+    if strategy == "ddp":
+        assert rank1["computed"] == []
+    else:
+        assert rank1["computed"] == rank0["computed"]  # the same seeded round on both ranks

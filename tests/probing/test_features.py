@@ -94,8 +94,8 @@ def test_sentences_longer_than_the_positions_are_skipped_and_counted(sentencepie
     sentences = [["a", "b"], ["word"] * 40, ["c"]]
     features = word_features(sentencepiece_encoder, sentences, [0, 1])
     assert features.kept.tolist() == [0, 2] and features.skipped == 1 and features.offsets.tolist() == [0, 2, 3]
-    texts = features_texts = ["a b", " ".join(["word"] * 40), "c"]
-    pooled = sentence_features(sentencepiece_encoder, features_texts, [1])
+    texts = ["a b", " ".join(["word"] * 40), "c"]
+    pooled = sentence_features(sentencepiece_encoder, texts, [1])
     assert pooled.kept.tolist() == [0, 2] and pooled.skipped == 1
     ids = sentencepiece_encoder.tokenizer(texts[0], add_special_tokens=False)["input_ids"]
     assert torch.allclose(pooled.layers[0, 0], 2 * torch.eye(pooled.layers.shape[-1])[ids].mean(0))

@@ -82,7 +82,10 @@ class ProbingCallback(Callback):
             if directory is None:
                 raise XltError("ProbingCallback has no tokenizer — set its tokenizer: <dir>, or give the model one")
             self._tokenizer = XltTokenizer.load(directory).to_hf()
-        return ProbeEncoder.from_pretrained_model(pl_module.model, self._tokenizer, name="training model")
+        from xlt.models.sharding import is_sharded
+
+        return ProbeEncoder.from_pretrained_model(pl_module.model, self._tokenizer, name="training model",
+                                                  whole=is_sharded(pl_module.model))
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -116,9 +119,13 @@ class ProbingCallback(Callback):
                 torch.cuda.set_rng_state_all(states[3])
 
     def _log(self, trainer: Trainer, step: int, result: ProbingRound) -> None:
+        first = not self.history
         self.history.append((step, result))
         metrics = step_metrics(result)
         for logger in trainer.loggers:
+            if first:  # the probe's capacity and settings, once per run
+                logger.log_hyperparams({f"probing.{k}": v for k, v in
+                                        {**self.analysis.params(), "every_n_steps": self.every_n_steps}.items()})
             logger.log_metrics(metrics, step=step)
             run_id = getattr(logger, "run_id", None)
             experiment = getattr(logger, "experiment", None)

@@ -54,12 +54,22 @@ class ProbeEncoder:
         return sorted({int(layer) for layer in layers})
 
     @classmethod
-    def from_pretrained_model(cls, model: Any, tokenizer: Any, name: str = "encoder") -> ProbeEncoder:
-        """A transformers model (masked-LM or base: its ``base_model`` is read) and tokenizer."""
+    def from_pretrained_model(cls, model: Any, tokenizer: Any, name: str = "encoder",
+                              whole: bool = False) -> ProbeEncoder:
+        """A transformers model (masked-LM or base) and its tokenizer.
+
+        Args:
+            model: the model; its ``base_model`` is called (no LM head) unless ``whole``.
+            tokenizer: its fast tokenizer.
+            name: how messages name the encoder.
+            whole: call the model itself: an FSDP2-sharded model must be entered through its root module, whose
+                hooks gather the root's parameters (the embeddings) on every rank.
+        """
         from xlt.models.encoder import usable_positions
 
         base = getattr(model, "base_model", model)
-        return cls(base, tokenizer, usable_positions(base.config), int(base.config.num_hidden_layers), name)
+        return cls(model if whole else base, tokenizer, usable_positions(base.config),
+                   int(base.config.num_hidden_layers), name)
 
 
 def load_encoder(encoder: str, tokenizer: str | None = None) -> ProbeEncoder:
