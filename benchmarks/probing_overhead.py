@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "overhead", "batched"), default="all")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=100, help="the overlay's every_n_steps (checked)")
-    parser.add_argument("--words", type=int, default=4000)
+    parser.add_argument("--words", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
