@@ -121,7 +121,7 @@ def test_every_lab_task_overlay_composes_with_its_task_recipe(capsys: pytest.Cap
                                                               overlay: Path) -> None:
     config = print_config(capsys, CONFIGS / "tasks" / overlay.name, overlay)
     assert_file_values_survive(config, overlay)
-    assert config["model"]["init_args"]["encoder"] == "runs/lab/export"  # the encoder configs/lab.yaml exports
+    assert config["model"]["init_args"]["encoder"] == "runs/quickstart/export"  # what make quickstart exports
     if overlay.stem != "retrieval":  # retrieval trains nothing and reads the default 1,000-line Tatoeba files
         assert config["data"]["init_args"]["data"]["init_args"]["task_scale"] == 16
 
