@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xlt.probing.summary import LayerCurve, peak, peak_markdown
+from xlt.probing.summary import LayerCurve, peak, peak_markdown, peak_table
 
 
 def _curve(rates: list[float], n: int = 400, seed: int = 0) -> LayerCurve:
@@ -32,3 +32,8 @@ def test_a_curve_without_per_sentence_statistics_has_its_peak_but_no_intervals()
     assert (result.layer, result.score, result.layer_low, result.score_low) == (2, 0.4, None, None)
     assert curve.name == "probe/similarity/cka/deu-eng"
     assert "| similarity | cka | deu-eng | 2 |  | 0.400 |  |" in peak_markdown([result])
+
+
+def test_the_table_leaves_out_curves_without_any_value() -> None:
+    empty = LayerCurve("depth", "spearman", "yor", [0, 1], np.array([np.nan, np.nan]))
+    assert [p.curve.group for p in peak_table([empty, _curve([0.1, 0.9])], n_boot=50)] == ["deu"]

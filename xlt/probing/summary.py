@@ -78,8 +78,9 @@ def peak(curve: LayerCurve, n_boot: int = 1000, confidence: float = 0.95, seed: 
 
 
 def peak_table(curves: list[LayerCurve], n_boot: int = 1000, seed: int = 0) -> list[Peak]:
-    """The peak of every curve, in the curves' order."""
-    return [peak(curve, n_boot=n_boot, seed=seed) for curve in curves]
+    """The peak of every curve with a value, in the curves' order (a curve of NaNs, e.g. Spearman without a
+    sentence of 5–50 words, has no peak)."""
+    return [peak(curve, n_boot=n_boot, seed=seed) for curve in curves if np.isfinite(curve.values).any()]
 
 
 def peak_markdown(peaks: list[Peak]) -> str:
