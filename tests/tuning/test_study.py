@@ -71,20 +71,26 @@ def _worker(config: Path, n_trials: int) -> subprocess.Popen[str]:
                             text=True)
 
 
-def test_a_killed_workers_trial_ends_fail_and_the_study_continues(write_sweep, tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_retry", [0, 1])
+def test_a_killed_workers_trial_ends_fail_and_the_study_continues(write_sweep, tmp_path: Path, mlflow_uri: str,
+                                                                   max_retry: int) -> None:
+    name = f"killed{max_retry}"
     kill = [{"class_path": "kill_callback.KillAtStep", "init_args": {"step": 3}}]
-    killed = _worker(write_sweep("killed", callbacks=kill), 2)
+    killed = _worker(write_sweep(name, callbacks=kill, sweep={"max_retry": max_retry}), 2)
     out, _ = killed.communicate(timeout=300)
     assert killed.returncode == -9, out  # SIGKILL inside trial 0, after its step-2 validation
-    storage = f"sqlite:///{tmp_path / 'killed.db'}"
-    study = optuna.load_study(study_name="killed", storage=storage)
+    storage = f"sqlite:///{tmp_path / f'{name}.db'}"
+    study = optuna.load_study(study_name=name, storage=storage)
     assert [t.state for t in study.trials] == [TrialState.RUNNING]  # what a dead worker leaves behind
 
-    rerun = _worker(write_sweep("killed"), 2)  # the same study without the kill
+    rerun = _worker(write_sweep(name, sweep={"max_retry": max_retry}), 2)  # the same study without the kill
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out
-    states = [t.state for t in optuna.load_study(study_name="killed", storage=storage).trials]
-    assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]  # FAIL does not count
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]  # FAIL: uncounted
+    assert (trials[1].params == trials[0].params) is bool(max_retry)  # retried with the same parameters
+    dead_run = MlflowClient(mlflow_uri).get_run(trials[0].user_attrs["xlt.mlflow_run_id"])
+    assert dead_run.info.status == "FAILED" and dead_run.data.tags["xlt.trial_state"] == "FAIL"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

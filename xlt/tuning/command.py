@@ -29,7 +29,8 @@ def sweep_command(recipe: Any, sweep: SweepSpec, n_trials: int = 20) -> optuna.S
 
     The recipe is read as by ``xlt fit`` (repeated ``--config``; ``--trainer.*``, ``--model.*``, ``--data.*``);
     its ``sweep:`` section says what to search and optimise (see configs/sweeps/oversampling.yaml). Launch with
-    torchrun or srun for distributed trials; several launches on one RDB storage share the study.
+    torchrun or srun for distributed trials; several launches on one RDB storage share the study. ``xlt sweep best
+    --config …`` then prints the chosen trial's fit config.
 
     Args:
         recipe: The parsed ``xlt fit`` config (the command line fills it).

@@ -4,6 +4,7 @@ machine sharing the storage logs its trials under it), trial states on the child
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from xlt.mlflow_store import get_or_create_experiment
+from xlt.tuning.trial_run import MLFLOW_RUN_ATTR
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -66,8 +68,6 @@ class StaleTrialHandler:
         self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry) if max_retry > 0 else None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from xlt.tuning.trial_run import MLFLOW_RUN_ATTR
-
         run_id = trial.user_attrs.get(MLFLOW_RUN_ATTR)
         if self.tracking_uri is not None and run_id is not None:
             from mlflow.tracking import MlflowClient
@@ -75,8 +75,10 @@ class StaleTrialHandler:
             client = MlflowClient(self.tracking_uri)
             tag_trial_run(client, run_id, "FAIL", "its worker stopped sending heartbeats (killed or lost)")
             client.set_terminated(run_id, status="FAILED")
-        if self.retry is not None:
-            self.retry(study, trial)
+        if self.retry is not None:  # the retry starts clean: no run id, config or intermediate values of the dead one
+            retried = copy.deepcopy(trial)
+            retried.user_attrs = {k: v for k, v in trial.user_attrs.items() if not k.startswith("xlt.")}
+            self.retry(study, retried)
 
 
 def log_study(client: MlflowClient, run_id: str, study: optuna.Study, value_names: Sequence[str]) -> None:
