@@ -20,6 +20,7 @@ def test_four_trial_study_child_runs_pareto_front_and_best_round_trip(write_swee
     study = optuna.load_study(study_name="four", storage=f"sqlite:///{tmp_path / 'four.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert study.best_trials  # a non-empty Pareto front
+    assert study.metric_names == ["tail_loss", "high_loss"]  # what optuna-dashboard and Optuna's plots show
 
     client = MlflowClient(mlflow_uri)
     parent = study.user_attrs[PARENT_RUN_ATTR]

@@ -190,8 +190,12 @@ def create_or_load(spec: SweepSpec, storage: optuna.storages.RDBStorage) -> optu
     directions = spec.objective_set.directions
     sampler = TrialSeededSampler(spec.sampler_spec, spec.seed)
     try:
-        return optuna.create_study(storage=storage, study_name=spec.name, directions=directions, sampler=sampler,
-                                   pruner=spec.pruner, load_if_exists=False)
+        study = optuna.create_study(storage=storage, study_name=spec.name, directions=directions, sampler=sampler,
+                                    pruner=spec.pruner, load_if_exists=False)
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2; the dashboard and plots show the names
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(spec.objective_set.value_names)
+        return study
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=spec.pruner)
     existing = [d.name.lower() for d in study.directions]
