@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from pathlib import Path
@@ -57,11 +58,12 @@ def _callback(synthetic_dir: Path, every: int) -> ProbingCallback:
                            languages=["qab"], max_sentences=12)
 
 
-def _fit(tmp_path: Path, tokenizer: Path, callbacks: list[pl.Callback]) -> tuple[RecordingLogger, MLMPretraining]:
+def _fit(tmp_path: Path, tokenizer: Path, callbacks: list[pl.Callback],
+         logger: Logger | None = None) -> tuple[Logger, MLMPretraining]:
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(4, 1000, (24, 16), generator=g)
     items = [{"input_ids": ids[i], "lang": torch.tensor(0)} for i in range(len(ids))]
-    logger = RecordingLogger()
+    logger = logger or RecordingLogger()
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=8, log_every_n_steps=1, logger=logger,
                          callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
                          enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
@@ -105,6 +107,27 @@ def test_a_round_restores_every_random_state_and_module_mode(synthetic_dir: Path
     assert [m.training for m in module.model.modules()] == modes
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
+
+
+def test_mlflow_run_gets_per_layer_series_params_and_the_history_with_emergence_heatmaps(
+        tmp_path: Path, synthetic_dir: Path, tiny_tokenizer_dir: Path, mlflow_uri: str) -> None:
+    from xlt.callbacks.tracking import TrackingLogger
+
+    logger = TrackingLogger(experiment_name="probing-callback", tracking_uri=mlflow_uri)
+    callback = _callback(synthetic_dir, every=3)
+    _fit(tmp_path, tiny_tokenizer_dir, [callback], logger)
+    client, run_id = logger.experiment, logger.run_id
+    series = {m.step: m.value for m in client.get_metric_history(run_id, "probe/upos/acc/qab/layer1")}
+    assert sorted(series) == [3, 6]
+    assert client.get_run(run_id).data.params["probing.probe.kind"] == "linear"
+    artifacts = {a.path for a in client.list_artifacts(run_id, "probing")}
+    assert {"probing/history.csv", "probing/emergence_upos_acc.png", "probing/emergence_distance_uuas.png",
+            "probing/step_3", "probing/step_6"} <= artifacts
+    rows = client.download_artifacts(run_id, "probing/history.csv", str(tmp_path / "download"))
+    with open(rows, encoding="utf-8") as handle:
+        logged = {int(r["step"]): float(r["value"]) for r in csv.DictReader(handle)
+                  if (r["property"], r["metric"], r["group"], r["layer"]) == ("upos", "acc", "qab", "1")}
+    assert logged == pytest.approx(series)
 
 
 # ------------------------------------------------------------------------------ two processes (gloo, CPU)

@@ -13,6 +13,7 @@ seeded round, and rank 0 logs it.
 from __future__ import annotations
 
 import random
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from xlt.probing.analysis import ProbingAnalysis, ProbingRound
 from xlt.probing.data import ProbingData, load_probing_data
 from xlt.probing.encoder import ProbeEncoder
 from xlt.probing.features import analysis_mode
-from xlt.probing.outputs import curves_csv, step_metrics
+from xlt.probing.outputs import curves_csv, history_csv, step_metrics, write_emergence
 from xlt.sources import TextSource, as_task_source
 
 
@@ -132,3 +133,17 @@ class ProbingCallback(Callback):
             if run_id is not None and hasattr(experiment, "log_text"):
                 experiment.log_text(run_id, curves_csv(result.curves), str(Path("probing") / f"step_{step}" /
                                                                             "curves.csv"))
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Rank 0: every round as ``probing/history.csv`` and steps × layers heatmaps of the source language's
+        curves (``probing/emergence_<property>_<metric>.png``) in each MLflow run."""
+        if not trainer.is_global_zero or not self.history or self._data is None:
+            return
+        for logger in trainer.loggers:
+            run_id, experiment = getattr(logger, "run_id", None), getattr(logger, "experiment", None)
+            if run_id is None or not hasattr(experiment, "log_artifacts"):
+                continue
+            with tempfile.TemporaryDirectory(prefix="xlt-probing-") as tmp:
+                (Path(tmp) / "history.csv").write_text(history_csv(self.history), encoding="utf-8")
+                write_emergence(self.history, self._data.source, Path(tmp))
+                experiment.log_artifacts(run_id, tmp, "probing")

@@ -124,3 +124,41 @@ def step_metrics(result: ProbingRound) -> dict[str, float]:
             metrics[f"{c.name}/peak_layer"] = float(c.layers[int(np.nanargmax(c.values))])
     metrics.update({f"probe/seconds/{k}": float(v) for k, v in result.seconds.items()})
     return metrics
+
+
+def history_csv(history: list[tuple[int, ProbingRound]]) -> str:
+    """The callback's rounds in long format: step, property, metric, group, layer, value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["step", "property", "metric", "group", "layer", "value"])
+    for step, result in history:
+        for c in result.curves:
+            writer.writerows([step, c.property, c.metric, c.group, layer, repr(float(v))]
+                             for layer, v in zip(c.layers, c.values, strict=True))
+    return out.getvalue()
+
+
+def emergence(history: list[tuple[int, ProbingRound]], name: str) -> tuple[list[int], list[int], np.ndarray]:
+    """Steps, layers and the ``[steps, layers]`` values of the curve ``name`` over the rounds (NaN where a round
+    lacks it): where a property emerges during training."""
+    steps = [step for step, _ in history]
+    rows = [{c.name: c for c in result.curves}.get(name) for _, result in history]
+    layers = next((c.layers for c in rows if c is not None), [])
+    matrix = np.full((len(steps), len(layers)), np.nan)
+    for i, c in enumerate(rows):
+        if c is not None:
+            matrix[i] = c.values
+    return steps, layers, matrix
+
+
+def write_emergence(history: list[tuple[int, ProbingRound]], group: str, directory: Path) -> list[Path]:
+    """A steps × layers heatmap (``emergence_<property>_<metric>.png``) of every curve of ``group``."""
+    names = sorted({c.name for _, result in history for c in result.curves if c.group == group})
+    paths = []
+    for name in names:
+        steps, layers, matrix = emergence(history, name)
+        _, prop, metric, _ = name.split("/", 3)
+        paths.append(plot_heatmap(matrix, [str(s) for s in steps], [str(layer) for layer in layers],
+                                  directory / f"emergence_{prop}_{metric}.png", title=name, xlabel="layer",
+                                  ylabel="training step", scale=1.0, annotate=matrix.size <= 60))
+    return paths
