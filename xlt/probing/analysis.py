@@ -152,8 +152,10 @@ class ProbingAnalysis:
             start = time.perf_counter()
             for code, bank in data.treebanks.items():
                 entropy, skipped = attention_entropy(encoder, [" ".join(t) for t in bank.tokens], self.batch_size)
-                result.entropy[code] = entropy
                 result.skipped[f"attention/{code}"] = skipped
+                if not entropy.size:  # every sentence too long: only the count
+                    continue
+                result.entropy[code] = entropy
                 result.curves.append(LayerCurve("attention", "entropy", code, list(range(1, len(entropy) + 1)),
                                                 entropy.mean(axis=1)))
             result.seconds["attention"] = time.perf_counter() - start
