@@ -65,3 +65,34 @@ def xlt_module_class(class_path: str, where: str) -> type[LightningModule]:
     if not (isinstance(cls, type) and issubclass(cls, LightningModule)):
         raise XltError(f"{where}: {class_path!r} is not a LightningModule — give an xlt module class path")
     return cls
+
+
+def mlm_checkpoint(path: str | Path, what: str) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The :class:`~xlt.models.mlm.MLMPretraining` module an MLM checkpoint of ``xlt fit`` records (built from its
+    hyperparameters; weights not created) and the checkpoint's state dict.
+
+    Args:
+        path: the ``*.ckpt`` file.
+        what: how the message names the argument (``model.encoder``, ``encoder``).
+
+    Raises:
+        XltError: the file is missing, unreadable, not a Lightning checkpoint, or one of another module.
+    """
+    from xlt.models.mlm import MLMPretraining  # the MLM module reads checkpoints through this module too
+
+    path = Path(path)
+    if not path.is_file():
+        raise XltError(f"{what} checkpoint {path} not found — check the path")
+    checkpoint = load_checkpoint(path, f"{what} checkpoint", mmap=True)
+    try:
+        hparams = dict(checkpoint["hyper_parameters"])
+        state = checkpoint["state_dict"]
+    except (KeyError, TypeError) as error:
+        raise XltError(f"{what} {path} is not an xlt MLM checkpoint (no {error}) — pass an export directory, a hub "
+                       "id or a *.ckpt of `xlt fit`") from None
+    recorded = hparams.pop("_class_path", None)
+    if recorded is not None and xlt_module_class(recorded, f"{what} {path}") is not MLMPretraining:
+        raise XltError(f"{what} {path} is a checkpoint of {recorded}, not of MLM pretraining — pass an MLM "
+                       "*.ckpt, or the export directory of a fine-tuned model")
+    hparams.pop("_instantiator", None)
+    return MLMPretraining(**hparams), state

@@ -37,7 +37,7 @@ from xlt.adapters.install import InstalledAdapters, check_saved_base, install_ad
 from xlt.atomic import atomic_dir, atomic_file
 from xlt.errors import XltError
 from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
-from xlt.models.checkpoints import load_checkpoint, xlt_module_class
+from xlt.models.checkpoints import mlm_checkpoint
 from xlt.models.encoder import build_config, in_train_mode, is_model_type, log_parameter_counts, usable_positions
 from xlt.models.optimization import adamw_param_groups, lr_factor
 from xlt.progress import quiet_progress_bars
@@ -46,24 +46,9 @@ from xlt.seeding import derive_seed
 
 def _mlm_checkpoint_config(path: Path) -> tuple[Any, dict[str, torch.Tensor]]:
     """The transformers config and the encoder weights (base-model keys) of an MLMPretraining checkpoint."""
-    from xlt.models.mlm import MLMPretraining
-
-    checkpoint = load_checkpoint(path, "model.encoder checkpoint", mmap=True)
-    try:
-        hparams = dict(checkpoint["hyper_parameters"])
-        state = checkpoint["state_dict"]
-    except (KeyError, TypeError) as error:
-        raise XltError(f"model.encoder {path} is not an xlt MLM checkpoint (no {error}) — pass an export "
-                       "directory, a hub id, a model type or a *.ckpt of `xlt fit`") from None
-    recorded = hparams.pop("_class_path", None)
-    if recorded is not None and xlt_module_class(recorded, f"model.encoder {path}") is not MLMPretraining:
-        raise XltError(f"model.encoder {path} is a checkpoint of {recorded}, not of MLM pretraining — pass an "
-                       "MLM *.ckpt, or the export directory of a fine-tuned model")
-    hparams.pop("_instantiator", None)
-    mlm = MLMPretraining(**hparams)
-    config = mlm.hf_config
+    mlm, state = mlm_checkpoint(path, "model.encoder")
     weights = {key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")}
-    return config, weights
+    return mlm.hf_config, weights
 
 
 def build_task_model(auto_class: Any, encoder: str, overrides: dict[str, Any] | None = None,

@@ -126,24 +126,9 @@ def _load_tokenizer(source: str, auto_tokenizer: Any) -> Any:
 
 def _from_checkpoint(path: Path) -> tuple[Any, str | None]:
     """The masked-LM model of an MLMPretraining checkpoint and the tokenizer directory it records."""
-    from xlt.models.checkpoints import load_checkpoint, xlt_module_class
-    from xlt.models.mlm import MLMPretraining
+    from xlt.models.checkpoints import mlm_checkpoint
 
-    if not path.is_file():
-        raise XltError(f"encoder checkpoint {path} not found — check the path")
-    checkpoint = load_checkpoint(path, "encoder checkpoint", mmap=True)
-    try:
-        hparams = dict(checkpoint["hyper_parameters"])
-        state = checkpoint["state_dict"]
-    except (KeyError, TypeError) as error:
-        raise XltError(f"encoder {path} is not an xlt MLM checkpoint (no {error}) — pass an export directory, "
-                       "a hub id or a *.ckpt of `xlt fit`") from None
-    recorded = hparams.pop("_class_path", None)
-    if recorded is not None and xlt_module_class(recorded, f"encoder {path}") is not MLMPretraining:
-        raise XltError(f"encoder {path} is a checkpoint of {recorded}, not of MLM pretraining — pass an MLM "
-                       "*.ckpt or an export directory")
-    hparams.pop("_instantiator", None)
-    module = MLMPretraining(**hparams)
+    module, state = mlm_checkpoint(path, "encoder")
     module.configure_model()
     module.load_state_dict(state)
     return module.model, module.tokenizer_dir
