@@ -68,3 +68,14 @@ def task_panel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from xlt.synthetic import generate_panel
 
     return generate_panel(tmp_path_factory.mktemp("task_panel") / "panel", seed=0, scale=0.25)
+
+
+@pytest.fixture
+def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory, with MLflow's default store (``./mlflow.db``) in it: a test of bad input checks
+    that nothing at all was written."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return work

@@ -37,15 +37,6 @@ def inputs(tmp_path: Path, synthetic_dir: Path) -> Path:
     return base
 
 
-@pytest.fixture
-def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store: ./mlflow.db
-    return work
-
-
 def _cases(inputs: Path, tokenizer: Path) -> dict[str, tuple[list[str], str]]:
     corpus = ["--data.init_args.corpus", str(inputs / "corpus")]
     return {

@@ -157,15 +157,6 @@ def test_madx_zero_shot_logs_per_language_metrics_with_cis(madx: dict[str, Path]
 
 
 # ----------------------------------------------------------------------------------------- bad input
-@pytest.fixture
-def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store: ./mlflow.db
-    return work
-
-
 @pytest.mark.parametrize("case", ["other_base", "no_language_adapter", "not_in_panel", "no_bottleneck"])
 def test_bad_adapter_input_exits_2_before_anything_is_written(case: str, madx: dict[str, Path],
                                                               bases: dict[str, Path], synthetic_dir: Path,

@@ -9,39 +9,14 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader
 
+from tests.helpers.recording_logger import RecordingLogger
 from xlt.callbacks.optim import LearningRateLogger, param_group_names
 from xlt.models.mlm import MLMPretraining
 
 TINY = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 64, "max_position_embeddings": 34}
-
-
-class RecordingLogger(Logger):
-    """Keeps every ``log_metrics`` call in memory."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logged: list[tuple[int, dict[str, float]]] = []
-
-    @property
-    def name(self) -> str:
-        return "recording"
-
-    @property
-    def version(self) -> str:
-        return "0"
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.logged.append((int(step or 0), dict(metrics)))
-
-    def series(self, name: str) -> dict[int, float]:
-        return {step: metrics[name] for step, metrics in self.logged if name in metrics}
 
 
 def fit(tmp_path: Path, **callback_args: Any) -> RecordingLogger:

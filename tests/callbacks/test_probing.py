@@ -6,7 +6,6 @@ import csv
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -16,6 +15,7 @@ import yaml
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader
 
+from tests.helpers.recording_logger import RecordingLogger
 from xlt.callbacks.probing import ProbingCallback
 from xlt.models.mlm import MLMPretraining
 from xlt.probing.analysis import ProbingAnalysis
@@ -24,31 +24,6 @@ from xlt.probing.structural import StructuralProbe
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
         "max_position_embeddings": 66}
-
-
-class RecordingLogger(Logger):
-    """Keeps every ``log_metrics`` call in memory."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logged: list[tuple[int, dict[str, float]]] = []
-
-    @property
-    def name(self) -> str:
-        return "recording"
-
-    @property
-    def version(self) -> str:
-        return "0"
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.logged.append((int(step or 0), dict(metrics)))
-
-    def series(self, name: str) -> dict[int, float]:
-        return {step: metrics[name] for step, metrics in self.logged if name in metrics}
 
 
 def _callback(synthetic_dir: Path, every: int) -> ProbingCallback:
