@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -82,22 +83,37 @@ def runs(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path, tiny_tok
     """The four runs (see the module docstring); the single-process one runs first and fills the data cache."""
     base = tmp_path_factory.mktemp("distributed")
     args = (synthetic_dir, tiny_tokenizer_dir)
-    main(["fit", "--config", str(QUICKSTART), "--config", str(overlay(base, "single", *args, batch=GLOBAL_BATCH))])
+    checkpoint = single_fsdp_and_resumed(base, overlay, args)
     half = GLOBAL_BATCH // 2
-    fsdp = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
-                   "--config", str(overlay(base, "fsdp", *args, batch=half))])
-    assert fsdp.returncode == 0, fsdp.stderr[-4000:]
-    checkpoint = base / "fsdp" / "checkpoints" / f"epoch=0-step={CKPT_STEP}.ckpt"
-    resumed = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
-                      "--config", str(overlay(base, "resumed", *args, batch=half)), "--ckpt_path", str(checkpoint)])
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
     ddp = launch(["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "xlt", "fit",
                   "--config", str(QUICKSTART), "--config", str(DDP),
                   "--config", str(overlay(base, "ddp", *args, batch=half, devices=2))])
     assert ddp.returncode == 0, ddp.stderr[-4000:]
-    return SimpleNamespace(base=base, checkpoint=checkpoint, **{
-        name: [json.loads(p.read_text()) for p in sorted((base / name / "record").glob("rank*.json"))]
-        for name in ("single", "fsdp", "resumed", "ddp")})
+    return SimpleNamespace(base=base, checkpoint=checkpoint, **records(base, ("single", "fsdp", "resumed", "ddp")))
+
+
+def single_fsdp_and_resumed(base: Path, make_overlay: Callable[..., Path], args: tuple[Path, Path]) -> Path:
+    """Run ``single`` (in process, the global batch), ``fsdp`` (2 processes, half the batch each) and ``resumed``
+    (FSDP2 again from ``fsdp``'s step-CKPT_STEP shards) with the overlays ``make_overlay`` writes; returns that
+    checkpoint."""
+    main(["fit", "--config", str(QUICKSTART), "--config", str(make_overlay(base, "single", *args,
+                                                                           batch=GLOBAL_BATCH))])
+    half = GLOBAL_BATCH // 2
+    fsdp = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
+                   "--config", str(make_overlay(base, "fsdp", *args, batch=half))])
+    assert fsdp.returncode == 0, fsdp.stderr[-4000:]
+    checkpoint = base / "fsdp" / "checkpoints" / f"epoch=0-step={CKPT_STEP}.ckpt"
+    resumed = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
+                      "--config", str(make_overlay(base, "resumed", *args, batch=half)),
+                      "--ckpt_path", str(checkpoint)])
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    return checkpoint
+
+
+def records(base: Path, names: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Each run's per-rank records (``<base>/<name>/record/rank*.json``)."""
+    return {name: [json.loads(p.read_text()) for p in sorted((base / name / "record").glob("rank*.json"))]
+            for name in names}
 
 
 def losses(records: list[dict]) -> list[float]:
@@ -460,21 +476,8 @@ def adapter_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path,
                  tiny_tokenizer_dir: Path) -> SimpleNamespace:
     """Adapter training three ways: one process, FSDP2 over 2 processes, FSDP2 resumed from its step-3 shards."""
     base = tmp_path_factory.mktemp("adapters_distributed")
-    args = (synthetic_dir, tiny_tokenizer_dir)
-    main(["fit", "--config", str(QUICKSTART), "--config", str(adapter_overlay(base, "single", *args,
-                                                                              batch=GLOBAL_BATCH))])
-    half = GLOBAL_BATCH // 2
-    fsdp = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
-                   "--config", str(adapter_overlay(base, "fsdp", *args, batch=half))])
-    assert fsdp.returncode == 0, fsdp.stderr[-4000:]
-    checkpoint = base / "fsdp" / "checkpoints" / f"epoch=0-step={CKPT_STEP}.ckpt"
-    resumed = launch(["-m", "xlt", "fit", "--config", str(QUICKSTART), "--config", str(FSDP_CPU),
-                      "--config", str(adapter_overlay(base, "resumed", *args, batch=half)),
-                      "--ckpt_path", str(checkpoint)])
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    return SimpleNamespace(base=base, **{
-        name: [json.loads(p.read_text()) for p in sorted((base / name / "record").glob("rank*.json"))]
-        for name in ("single", "fsdp", "resumed")})
+    single_fsdp_and_resumed(base, adapter_overlay, (synthetic_dir, tiny_tokenizer_dir))
+    return SimpleNamespace(base=base, **records(base, ("single", "fsdp", "resumed")))
 
 
 def test_fsdp2_adapter_training_loss_curve_equals_single_process(adapter_runs: SimpleNamespace) -> None:
