@@ -25,7 +25,7 @@ from xlt.datamodules.tasks import task_spec
 from xlt.errors import DataNotFound, XltError
 from xlt.evaluation import markdown
 from xlt.evaluation.bootstrap import PairedComparison, paired_bootstrap
-from xlt.evaluation.predictions import METRICS, prediction_language, score_predictions
+from xlt.evaluation.predictions import METRICS, prediction_language, require_prediction_file, score_predictions
 from xlt.sources import TextSource, as_task_source
 
 
@@ -60,10 +60,9 @@ def compare_predictions(task: str, a: Sequence[str | Path], b: Sequence[str | Pa
     if not a or len(a) != len(b):
         raise XltError(f"compare needs as many files in b as in a (one per seed), got {len(a)} and {len(b)}")
     files = [Path(p) for p in (*a, *b)]
-    for path in files:
-        prediction_language(path)  # a name error before any data is read
-        if not path.is_file():
-            raise XltError(f"prediction file {path} not found — run `xlt test` with --model.predictions_dir first")
+    for path in files:  # name and existence errors before any data is read
+        prediction_language(path)
+        require_prediction_file(path)
     source = as_task_source(data, cache_dir)
     source.prepare()
     gold = {code: _gold(task, source, code) for code in dict.fromkeys(prediction_language(p) for p in files)}

@@ -39,6 +39,14 @@ def prediction_language(path: str | Path) -> str:
     return match["lang"]
 
 
+def require_prediction_file(path: str | Path) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, or a one-line error when no such file exists."""
+    path = Path(path)
+    if not path.is_file():
+        raise XltError(f"prediction file {path} not found — run `xlt test` with --model.predictions_dir first")
+    return path
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split("\n")[:-1]
 
@@ -67,9 +75,7 @@ def score_predictions(task: str, path: str | Path, gold: Dataset) -> PerExample:
     test split in the task's schema), in row order: accuracy as ``(correct, 1)`` per pair or ``(correct, total)``
     per sentence (ratio), NER as ``(tp, fp, fn)`` per sentence (micro F1), QA as SQuAD v1.1 F1 per question,
     retrieval as a hit per source sentence (P@1, source → pivot)."""
-    path = Path(path)
-    if not path.is_file():
-        raise XltError(f"prediction file {path} not found — run `xlt test` with --model.predictions_dir first")
+    path = require_prediction_file(path)
     if task in ("xnli", "pawsx"):
         predicted = _lines(path)
         _check_rows(path, len(predicted), len(gold), "lines")

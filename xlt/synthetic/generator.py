@@ -111,8 +111,6 @@ def cached_panel(cache_dir: str | Path, seed: int = 0, scale: float = 1.0,
     Generation is atomic (the directory appears complete or not at all), so processes that share a cache may
     race: one that finds the directory taken by a concurrent generation uses that one.
     """
-    if task_scale is not None and float(task_scale) == float(scale):
-        task_scale = None  # one cache entry for the same panel
     path = cached_panel_dir(cache_dir, seed, scale, task_scale)
     if not _complete(path):
         try:
