@@ -79,6 +79,14 @@ SUITE_COMMANDS: dict[str, Command | Group] = {
     "compare": Command("xlt.evaluation.compare:compare",
                        "paired bootstrap of prediction files: two runs on one test set, or two languages of a "
                        "parallel one, over seeds"),
+    "experiment": Group("the paper's claims as recipes of xlt commands: run, plan for a cluster, report", {
+        "run": Command("xlt.experiments.command:run",
+                       "run an experiment's stages in order (finished stages skipped, interrupted fits resumed)"),
+        "plan": Command("xlt.experiments.command:plan",
+                        "print an experiment's stage commands in dependency order, in levels of independent units"),
+        "report": Command("xlt.experiments.command:report",
+                          "the results page: claims, tables, plots and verdicts from the stages' MLflow runs"),
+    }),
     "sweep": Group("run or resume an Optuna study over a fit recipe (each trial a fit and an MLflow child run)", {
         "best": Command("xlt.tuning.command:best_command",
                         "print the chosen trial's full fit config as YAML (xlt fit --config accepts it)", recipe=True),

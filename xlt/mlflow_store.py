@@ -82,3 +82,27 @@ def ui_address(experiment_id: str, run_id: str | None = None, server: str = "htt
     view unless the address says ``workflowType=machine_learning``)."""
     path = f"#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
     return f"{server.rstrip('/')}/{path}?workflowType=machine_learning"
+
+
+STAGE_ENV = "XLT_EXPERIMENT_STAGE"
+"""Set by ``xlt experiment run`` for the command of one stage: JSON with the MLflow experiment every stage logs
+into, the experiment's parent run and the stage's tags (:func:`stage_run`)."""
+STAGE_TAGS = ("xlt.experiment", "xlt.experiment.stage", "xlt.experiment.unit", "xlt.experiment.hash",
+              "xlt.experiment.label")
+
+
+def stage_run(experiment_name: str, tags: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """The MLflow experiment and tags of a run a command opens: unchanged outside an experiment; inside a stage of
+    ``xlt experiment run``, the experiment's MLflow experiment and the stage's tags, and the experiment's run as
+    parent unless the run already has one (a sweep's trials stay children of their study's run)."""
+    import json
+
+    tags = dict(tags or {})
+    context = os.environ.get(STAGE_ENV)
+    if not context:
+        return experiment_name, tags
+    stage = json.loads(context)
+    tags.update({key: str(stage[key]) for key in STAGE_TAGS if stage.get(key) is not None})
+    if stage.get("parent_run_id"):
+        tags.setdefault("mlflow.parentRunId", str(stage["parent_run_id"]))
+    return str(stage.get("mlflow_experiment") or experiment_name), tags

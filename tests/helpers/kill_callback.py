@@ -21,3 +21,22 @@ class KillAtStep(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
         if trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillOnceAtStep(KillAtStep):
+    """:class:`KillAtStep` the first time only: the kill leaves ``marker`` behind, and a rerun with the same config
+    (an experiment's unchanged stage, resumed) trains through.
+
+    Args:
+        step: the optimizer step at whose start the process dies.
+        marker: a file created just before the kill; while it exists the callback does nothing.
+    """
+
+    def __init__(self, step: int, marker: str) -> None:
+        super().__init__(step)
+        self.marker = marker
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_step >= self.step and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)

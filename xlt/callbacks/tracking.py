@@ -25,6 +25,7 @@ from xlt.mlflow_store import (
     canonical_tracking_uri,
     default_tracking_uri,
     get_or_create_experiment,
+    stage_run,
     ui_address,
 )
 
@@ -57,6 +58,7 @@ class TrackingLogger(MLFlowLogger):
         run_id: str | None = None,
     ) -> None:
         uri = tracking_uri or default_tracking_uri()
+        experiment_name, tags = stage_run(experiment_name, tags)  # inside `xlt experiment run`: its experiment
         super().__init__(
             experiment_name=experiment_name,
             run_name=run_name,

@@ -41,7 +41,7 @@ class PairResult:
     comparison: PairedComparison
 
 
-def _gold(task: str, data: TextSource, code: str) -> Dataset:
+def gold_split(task: str, data: TextSource, code: str) -> Dataset:
     """Language ``code``'s test split, read as the task's data module reads it."""
     spec = task_spec(task)
     location, name = data.task_location(spec.synthetic_folder, code)
@@ -65,7 +65,7 @@ def compare_predictions(task: str, a: Sequence[str | Path], b: Sequence[str | Pa
         require_prediction_file(path)
     source = as_task_source(data, cache_dir)
     source.prepare()
-    gold = {code: _gold(task, source, code) for code in dict.fromkeys(prediction_language(p) for p in files)}
+    gold = {code: gold_split(task, source, code) for code in dict.fromkeys(prediction_language(p) for p in files)}
     results = []
     for path_a, path_b in zip(a, b, strict=True):
         stats_a = score_predictions(task, path_a, gold[prediction_language(path_a)])

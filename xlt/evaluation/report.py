@@ -348,7 +348,10 @@ def _log_report(experiment: str, tracking_uri: str | None, target: Path, filter:
     """Log the report directory as a ``report`` run of the experiment (tag :data:`REPORT_TAG`)."""
     client, _ = _client(tracking_uri)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    tags = {REPORT_TAG: "table2", "xlt.report.filter": filter, "xlt.report.stage": stage}
+    from xlt.mlflow_store import stage_run
+
+    # inside an experiment stage: its tags and parent run; the report stays in the experiment it read
+    _, tags = stage_run(experiment, {REPORT_TAG: "table2", "xlt.report.filter": filter, "xlt.report.stage": stage})
     run_id = client.create_run(experiment_id, run_name="report", tags=tags).info.run_id
     try:
         client.log_artifacts(run_id, str(target), artifact_path="report")

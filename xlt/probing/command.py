@@ -75,7 +75,7 @@ def probe(
         tracking_uri: MLflow store (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``).
         cache_dir: Where the synthetic panel is generated.
     """
-    from xlt.mlflow_store import default_tracking_uri, get_or_create_experiment
+    from xlt.mlflow_store import default_tracking_uri, get_or_create_experiment, stage_run
 
     if not encoder:
         raise XltError("xlt probe needs an encoder — pass --encoder <export dir | *.ckpt | hub id>")
@@ -105,9 +105,10 @@ def probe(
                   "languages": sorted(probing_data.treebanks) or sorted(probing_data.bitexts),
                   "max_sentences": max_sentences, "layers": layers, "analysis": analysis.params()}
         (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+        experiment_name, tags = stage_run(experiment_name, {"xlt.probe": "layers", "xlt.encoder": encoder,
+                                                            "xlt.data": str(data_dir)})
         experiment_id = get_or_create_experiment(client, experiment_name, uri)
-        run = client.create_run(experiment_id, run_name=run_name or f"probe-{name}",
-                                tags={"xlt.probe": "layers", "xlt.encoder": encoder, "xlt.data": str(data_dir)})
+        run = client.create_run(experiment_id, run_name=run_name or f"probe-{name}", tags=tags)
         run_id = run.info.run_id
         try:
             for key, value in {**analysis.params(), "source_language": probing_data.source,

@@ -26,7 +26,7 @@ from xlt.atomic import atomic_dir
 from xlt.errors import XltError
 from xlt.evaluation import markdown
 from xlt.languages import BUCKETS, Panel
-from xlt.mlflow_store import default_tracking_uri, get_or_create_experiment
+from xlt.mlflow_store import default_tracking_uri, get_or_create_experiment, stage_run
 from xlt.tokenization.audit import METRICS, AuditRow, aggregate, pooled_script_coverage
 
 __all__ = ["CSV_FILE", "MARKDOWN_FILE", "PLOT_FILES", "audit_metrics", "log_audit_to_mlflow", "read_audit_csv",
@@ -248,10 +248,10 @@ def log_audit_to_mlflow(rows: Sequence[AuditRow], artifacts: Mapping[str, Path] 
 
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = get_or_create_experiment(client, experiment_name, uri)
     tokenizers = _order(r.tokenizer for r in rows)
-    tags = {"xlt.stage": "audit", "tokenizers": ",".join(tokenizers),
-            "languages": ",".join(_order(r.language for r in rows))}
+    experiment_name, tags = stage_run(experiment_name, {"xlt.stage": "audit", "tokenizers": ",".join(tokenizers),
+                                                        "languages": ",".join(_order(r.language for r in rows))})
+    experiment_id = get_or_create_experiment(client, experiment_name, uri)
     run = client.create_run(experiment_id, run_name=run_name or "audit-" + "-".join(tokenizers), tags=tags)
     run_id = run.info.run_id
     try:

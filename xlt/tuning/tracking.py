@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from xlt.mlflow_store import get_or_create_experiment
+from xlt.mlflow_store import get_or_create_experiment, stage_run
 from xlt.tuning.trial_run import MLFLOW_RUN_ATTR
 
 if TYPE_CHECKING:
@@ -30,13 +30,15 @@ def parent_run(client: MlflowClient, tracking_uri: str, experiment: str, study: 
     """
     if PARENT_RUN_ATTR in study.user_attrs:
         return str(study.user_attrs[PARENT_RUN_ATTR])
+    experiment, stage_tags = stage_run(experiment)
     experiment_id = get_or_create_experiment(client, experiment, tracking_uri)
     tags = {"xlt.study": study.study_name, "xlt.study_storage": storage}
     query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
     runs = client.search_runs([experiment_id], query)
     mine = None
     if not runs:
-        mine = client.create_run(experiment_id, run_name=study.study_name, tags={**tags, "xlt.stage": "sweep"})
+        mine = client.create_run(experiment_id, run_name=study.study_name,
+                                 tags={**stage_tags, **tags, "xlt.stage": "sweep"})
         runs = client.search_runs([experiment_id], query)
     chosen = min(runs, key=lambda run: (run.info.start_time, run.info.run_id)).info.run_id
     if mine is not None and mine.info.run_id != chosen:

@@ -1,0 +1,393 @@
+"""The results page's views of an experiment: tables and plots from its stages' MLflow runs and output files,
+and the verdicts on its claims (:mod:`xlt.experiments.verdicts`).
+
+A recipe's ``report:`` is a list of views, each a mapping with ``kind``:
+
+- ``scores``: task scores per stage label (rows) and task × group (columns), mean ± std over seeds [mean CI].
+- ``difference``: a claimed paired difference ``a - b`` on one task, over examples (prediction files), per seed.
+  ``a`` and ``b`` each name a ``stage`` (and matrix ``values``) and the ``languages`` (or ``bucket``) scored;
+  two languages of one stage compare rows of a parallel test set.
+- ``seed_difference``: a claimed difference of a logged metric between two units, paired over seeds.
+- ``curve``: logged metrics over one matrix key (the oversampling factor), a table and a plot.
+- ``peaks``: the peak-layer tables of probing stages, and a claimed order of properties along the depth.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlt.errors import XltError
+from xlt.evaluation import markdown
+from xlt.experiments.recipe import Recipe, Unit
+from xlt.experiments.verdicts import Evidence, from_pairs, from_seed_differences
+
+VIEW_KEYS = {
+    "scores": {"kind", "title", "stages", "tasks", "groups", "metrics"},
+    "difference": {"kind", "title", "claim", "task", "a", "b", "expect", "margin", "data", "cache_dir", "n_boot"},
+    "seed_difference": {"kind", "title", "claim", "metric", "bucket", "panel", "a", "b", "expect", "margin",
+                        "scale"},
+    "curve": {"kind", "title", "stage", "over", "metrics", "panel"},
+    "peaks": {"kind", "title", "stages", "claim", "order", "group"},
+}
+SIDE_KEYS = {"stage", "values", "languages", "bucket"}
+DEFAULT_METRICS = {"xnli": "acc", "pawsx": "acc", "udpos": "acc", "ner": "f1", "qa": "f1", "retrieval": "p1"}
+
+
+@dataclass
+class Finding:
+    """A claim and what the experiment says about it."""
+
+    claim: str
+    evidence: Evidence | None
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.evidence.verdict if self.evidence is not None else "not run"
+
+
+@dataclass
+class ViewOutput:
+    """One view's Markdown, the claims it judged and the files (plots) it made, by name."""
+
+    markdown: str
+    findings: list[Finding] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+class StageRuns:
+    """The MLflow runs of an experiment's units: per unit hash, its latest FINISHED run that is not a sweep trial."""
+
+    def __init__(self, recipe: Recipe, client: Any) -> None:
+        self.recipe = recipe
+        experiment = client.get_experiment_by_name(recipe.mlflow_experiment)
+        self.by_hash: dict[str, Any] = {}
+        if experiment is None:
+            return
+        query = f"tags.`xlt.experiment` = '{recipe.name}' and attributes.status = 'FINISHED'"
+        runs, token = [], None
+        while True:
+            page = client.search_runs([experiment.experiment_id], query, max_results=1000, page_token=token)
+            runs += list(page)
+            token = page.token
+            if not token:
+                break
+        for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
+            if "xlt.trial" in run.data.tags:
+                continue
+            self.by_hash[run.data.tags.get("xlt.experiment.hash", "")] = run
+
+    def run(self, unit: Unit) -> Any | None:
+        return self.by_hash.get(unit.hash)
+
+    def metrics(self, unit: Unit) -> dict[str, float] | None:
+        run = self.run(unit)
+        return None if run is None else dict(run.data.metrics)
+
+
+def check_views(recipe: Recipe) -> None:
+    """Validate the ``report`` views' keys and the stages they name (before anything runs)."""
+    stages = {u.stage for u in recipe.units}
+    for index, view in enumerate(recipe.report):
+        where = f"{recipe.path}: report[{index}]"
+        if not isinstance(view, dict) or view.get("kind") not in VIEW_KEYS:
+            raise XltError(f"{where}: kind must be one of {', '.join(VIEW_KEYS)}")
+        unknown = sorted(set(view) - VIEW_KEYS[view["kind"]])
+        if unknown:
+            raise XltError(f"{where}: unknown key(s) {', '.join(unknown)} for a {view['kind']} view — use "
+                           f"{', '.join(sorted(VIEW_KEYS[view['kind']]))}")
+        named = list(view.get("stages") or []) + [view[k] for k in ("stage",) if k in view]
+        for side in ("a", "b"):
+            if side in view:
+                if not isinstance(view[side], dict) or "stage" not in view[side]:
+                    raise XltError(f"{where}.{side}: give a mapping with stage (and values, languages or bucket)")
+                unknown = sorted(set(view[side]) - SIDE_KEYS)
+                if unknown:
+                    raise XltError(f"{where}.{side}: unknown key(s) {', '.join(unknown)} — use "
+                                   f"{', '.join(sorted(SIDE_KEYS))}")
+                named.append(view[side]["stage"])
+        for stage in named:
+            if stage not in stages:
+                raise XltError(f"{where}: names stage '{stage}', which the recipe does not define")
+        if view["kind"] in ("difference", "seed_difference") and view.get("expect") not in ("greater", "less"):
+            raise XltError(f"{where}: expect must be greater (a > b claimed) or less")
+
+
+def _matching(recipe: Recipe, stage: str, values: Mapping[str, Any] | None) -> list[Unit]:
+    """The units of ``stage`` whose matrix values include ``values``, in matrix order."""
+    wanted = dict(values or {})
+    return [u for u in recipe.units_of(stage) if all(dict(u.values).get(k) == v for k, v in wanted.items())]
+
+
+def _by_seed(units: Sequence[Unit]) -> dict[Any, Unit]:
+    return {u.seed: u for u in units}
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return "\n".join(markdown.table(header, rows)) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _evidence_cell(evidence: Evidence, scale: float, unit: str) -> str:
+    if not math.isfinite(evidence.low):
+        return f"{scale * evidence.effect:+.2f}{unit} (n = {evidence.n})"
+    return (f"{scale * evidence.effect:+.2f}{unit} [{scale * evidence.low:+.2f}, {scale * evidence.high:+.2f}] "
+            f"(n = {evidence.n})")
+
+
+def scores_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+    """Rows: stage labels; columns: task × group; cells: mean ± std over the stage's units [mean CI] (%)."""
+    tasks = list(view.get("tasks") or [])
+    groups = list(view.get("groups") or ["macro"])
+    metrics = {**DEFAULT_METRICS, **dict(view.get("metrics") or {})}
+    header = ["model"] + [f"{task} {metrics[task]} {group}" for task in tasks for group in groups]
+    rows = []
+    for stage in view["stages"]:
+        units = recipe.units_of(stage)
+        logged = [m for m in (runs.metrics(u) for u in units) if m is not None]
+        row = [f"{units[0].label} ({len(logged)}/{len(units)} runs)"]
+        for task in tasks:
+            for group in groups:
+                key = f"test/{task}/{metrics[task]}/{group}"
+                values = [m[key] for m in logged if key in m]
+                if not values:
+                    row.append("–")
+                    continue
+                text = _pct(statistics.mean(values))
+                if len(values) > 1:
+                    text += f" ± {_pct(statistics.stdev(values))}"
+                lows = [m.get(f"test/{task}/{metrics[task]}_ci_low/{group}") for m in logged if key in m]
+                highs = [m.get(f"test/{task}/{metrics[task]}_ci_high/{group}") for m in logged if key in m]
+                if all(v is not None for v in lows + highs):
+                    text += f" [{_pct(statistics.mean(lows))}, {_pct(statistics.mean(highs))}]"
+                row.append(text)
+        rows.append(row)
+    return ViewOutput(_table(header, rows))
+
+
+def _side_languages(view: Mapping[str, Any], side: Mapping[str, Any], panel_name: str | None) -> list[str]:
+    if side.get("languages"):
+        return [str(code) for code in side["languages"]]
+    if side.get("bucket"):
+        from xlt.languages import load_panel
+
+        panel = load_panel(panel_name or "synthetic")
+        return [lang.code for lang in panel if lang.bucket == side["bucket"]]
+    raise XltError(f"difference view '{view.get('title', '')}': give languages or bucket for side {side['stage']}")
+
+
+def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+    """A claimed paired difference over examples, per seed, from the units' prediction files."""
+    from xlt.evaluation.bootstrap import paired_bootstrap
+    from xlt.evaluation.compare import gold_split
+    from xlt.evaluation.predictions import score_predictions
+    from xlt.sources import as_task_source
+
+    task, claim = view["task"], view.get("claim") or view.get("title") or "difference"
+    a, b = view["a"], view["b"]
+    codes_a, codes_b = _side_languages(view, a, None), _side_languages(view, b, None)
+    if len(codes_a) != len(codes_b):
+        raise XltError(f"difference view '{claim}': a scores {len(codes_a)} languages and b {len(codes_b)} — pair "
+                       "them one to one")
+    units_a, units_b = _by_seed(_matching(recipe, a["stage"], a.get("values"))), \
+        _by_seed(_matching(recipe, b["stage"], b.get("values")))
+    seeds = [s for s in units_a if s in units_b]
+    extension = "json" if task == "qa" else "tsv"
+    source = None
+    pairs, rows = [], []
+    for seed in seeds:
+        files_a = [units_a[seed].directory / "predictions" / f"test-{c}.{extension}" for c in codes_a]
+        files_b = [units_b[seed].directory / "predictions" / f"test-{c}.{extension}" for c in codes_b]
+        if not all(f.is_file() for f in files_a + files_b):
+            continue
+        if source is None:
+            source = as_task_source(view.get("data", "synthetic"), view.get("cache_dir", "runs/cache"))
+            source.prepare()
+        keys = codes_a if codes_a == codes_b else [f"{x}|{y}" for x, y in zip(codes_a, codes_b, strict=True)]
+        stats_a = {k: score_predictions(task, f, gold_split(task, source, c))
+                   for k, f, c in zip(keys, files_a, codes_a, strict=True)}
+        stats_b = {k: score_predictions(task, f, gold_split(task, source, c))
+                   for k, f, c in zip(keys, files_b, codes_b, strict=True)}
+        comparison = paired_bootstrap(stats_a, stats_b, n_boot=int(view.get("n_boot", 1000)), seed=0)
+        pairs.append(comparison)
+        score_a = statistics.mean(s.score() for s in stats_a.values())
+        score_b = statistics.mean(s.score() for s in stats_b.values())
+        rows.append([str(seed), _pct(score_a), _pct(score_b), f"{100 * comparison.difference:+.1f}",
+                     f"[{100 * comparison.low:+.1f}, {100 * comparison.high:+.1f}]", f"{comparison.p_value:.3f}"])
+    side = f"{a['stage']} {'/'.join(codes_a)}", f"{b['stage']} {'/'.join(codes_b)}"
+    text = f"**{claim}** — {task} {DEFAULT_METRICS[task]}, a = {side[0]}, b = {side[1]} (macro over languages)\n\n"
+    if not pairs:
+        return ViewOutput(text + "Not run: no unit pair with prediction files.\n", [Finding(claim, None)])
+    evidence = from_pairs(pairs, view["expect"], float(view.get("margin", 0.0)) / 100)
+    text += _table(["seed", "a", "b", "a − b", "95% CI", "p"], rows)
+    if len(pairs) > 1:
+        diffs = [100 * p.difference for p in pairs]
+        text += f"\nOver {len(pairs)} seeds: a − b = {statistics.mean(diffs):+.1f} ± {statistics.stdev(diffs):.1f}.\n"
+    return ViewOutput(text, [Finding(claim, evidence, evidence.detail)])
+
+
+def _metric_value(metrics: Mapping[str, float], metric: str, bucket: str | None, panel: str | None) -> float | None:
+    from xlt.languages import load_panel
+    from xlt.tuning.objectives import Objective
+
+    buckets = {lang.code: lang.bucket for lang in load_panel(panel or "synthetic")}
+    try:
+        return Objective("view", metric, bucket=bucket).value(metrics, buckets)
+    except XltError:
+        return None
+
+
+def seed_difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+    """A claimed difference of a logged metric between two units, paired over seeds."""
+    claim = view.get("claim") or view.get("title") or view["metric"]
+    a, b = view["a"], view["b"]
+    units_a = _by_seed(_matching(recipe, a["stage"], a.get("values")))
+    units_b = _by_seed(_matching(recipe, b["stage"], b.get("values")))
+    rows, diffs = [], []
+    for seed in (s for s in units_a if s in units_b):
+        ma, mb = runs.metrics(units_a[seed]), runs.metrics(units_b[seed])
+        if ma is None or mb is None:
+            continue
+        va = _metric_value(ma, view["metric"], view.get("bucket"), view.get("panel"))
+        vb = _metric_value(mb, view["metric"], view.get("bucket"), view.get("panel"))
+        if va is None or vb is None:
+            continue
+        diffs.append(va - vb)
+        rows.append([str(seed), f"{va:.3f}", f"{vb:.3f}", f"{va - vb:+.3f}"])
+    where = f" over bucket {view['bucket']}" if view.get("bucket") else ""
+    text = (f"**{claim}** — {view['metric']}{where}: a = {_side_name(a)}, b = {_side_name(b)}\n\n")
+    if not diffs:
+        return ViewOutput(text + "Not run: no paired units with the metric logged.\n", [Finding(claim, None)])
+    evidence = from_seed_differences(diffs, view["expect"], float(view.get("margin", 0.0)))
+    text += _table(["seed", "a", "b", "a − b"], rows)
+    return ViewOutput(text, [Finding(claim, evidence, evidence.detail)])
+
+
+def _side_name(side: Mapping[str, Any]) -> str:
+    values = ", ".join(f"{k}={v}" for k, v in dict(side.get("values") or {}).items())
+    return side["stage"] + (f" [{values}]" if values else "")
+
+
+def curve_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
+    """Logged metrics over one matrix key: mean ± std over the other keys (seeds), a table and a PNG."""
+    over = view["over"]
+    series: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for unit in recipe.units_of(view["stage"]):
+        metrics = runs.metrics(unit)
+        if metrics is None or over not in dict(unit.values):
+            continue
+        for spec in view["metrics"]:
+            value = _metric_value(metrics, spec["metric"], spec.get("bucket"), view.get("panel"))
+            if value is not None:
+                series[spec["name"]][dict(unit.values)[over]].append(value)
+    points = sorted({x for s in series.values() for x in s}, key=lambda x: (isinstance(x, str), x))
+    title = view.get("title") or f"{view['stage']} over {over}"
+    if not points:
+        return ViewOutput(f"**{title}**: not run.\n")
+    header = [over] + [spec["name"] for spec in view["metrics"]]
+    rows = []
+    for x in points:
+        row = [str(x)]
+        for spec in view["metrics"]:
+            values = series[spec["name"]].get(x, [])
+            row.append("–" if not values else f"{statistics.mean(values):.3f}"
+                       + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "") + f" (n = {len(values)})")
+        rows.append(row)
+    png = _curve_png(title, over, points, series)
+    text = f"**{title}**\n\n" + _table(header, rows)
+    return ViewOutput(text + f"\n![{title}]({name}.png)\n", files={f"{name}.png": png})
+
+
+def _curve_png(title: str, over: str, points: list[Any], series: Mapping[str, Mapping[Any, list[float]]]) -> bytes:
+    import io
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.5))
+    ax = fig.add_subplot()
+    numeric = all(isinstance(x, int | float) for x in points)
+    for label, values in series.items():
+        xs = [x for x in points if values.get(x)]
+        means = [statistics.mean(values[x]) for x in xs]
+        errors = [statistics.stdev(values[x]) if len(values[x]) > 1 else 0.0 for x in xs]
+        ax.errorbar(xs if numeric else [str(x) for x in xs], means, yerr=errors, marker="o", capsize=3, label=label)
+    if numeric and min(points) > 0:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(over)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def peaks_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+    """The probing stages' peak tables, and the claimed order of properties (peak layers non-decreasing, one
+    step up with disjoint layer CIs; any step down with disjoint CIs refutes it)."""
+    import csv
+
+    text, findings = "", []
+    for stage in view["stages"]:
+        for unit in recipe.units_of(stage):
+            table = unit.directory / "peaks.csv"
+            if not table.is_file():
+                text += f"**{unit.name}**: not run.\n\n"
+                continue
+            rows = list(csv.DictReader(table.open(encoding="utf-8")))
+            text += f"**{unit.name}** (peak layer, 95% CI of the layer over resampled sentences)\n\n"
+            text += (unit.directory / "peaks.md").read_text(encoding="utf-8") + "\n" \
+                if (unit.directory / "peaks.md").is_file() else ""
+            if view.get("order"):
+                findings.append(_order_finding(view, rows, unit.name))
+    return ViewOutput(text, findings)
+
+
+def _order_finding(view: Mapping[str, Any], rows: list[dict[str, str]], unit: str) -> Finding:
+    claim = view.get("claim") or "properties peak in the claimed order"
+    group = view.get("group")
+    chosen = []
+    for entry in view["order"]:
+        match = [r for r in rows if r["property"] == entry["property"] and r["metric"] == entry["metric"]
+                 and (group is None or r["group"] == entry.get("group", group))]
+        if not match:
+            return Finding(claim, None, f"{unit}: no peak for {entry['property']}/{entry['metric']}")
+        chosen.append(match[0])
+    layers = [(int(r["peak_layer"]), _num(r["layer_ci_low"], r["peak_layer"]), _num(r["layer_ci_high"],
+                                                                                    r["peak_layer"])) for r in chosen]
+    ups = sum(1 for x, y in itertools.pairwise(layers) if y[1] > x[2])  # disjoint CIs, later above
+    downs = sum(1 for x, y in itertools.pairwise(layers) if y[2] < x[1])
+    order = " ≤ ".join(f"{e['property']} {lay[0]}" for e, lay in zip(view["order"], layers, strict=True))
+    if downs:
+        verdict, detail = "not reproduced", f"{downs} step(s) down with disjoint layer CIs: {order}"
+    elif ups and all(y[0] >= x[0] for x, y in itertools.pairwise(layers)):
+        verdict, detail = "reproduced", f"peaks non-decreasing, {ups} step(s) up with disjoint CIs: {order}"
+    else:
+        verdict, detail = "inconclusive", f"no step separated by disjoint layer CIs: {order}"
+    effect = float(layers[-1][0] - layers[0][0])
+    return Finding(claim, Evidence(verdict, effect, math.nan, math.nan, 1, detail), detail)
+
+
+def _num(text: str, fallback: str) -> float:
+    return float(text) if text not in ("", "None") else float(fallback)
+
+
+def render_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
+    kind = view["kind"]
+    if kind == "scores":
+        return scores_view(recipe, runs, view)
+    if kind == "difference":
+        return difference_view(recipe, runs, view)
+    if kind == "seed_difference":
+        return seed_difference_view(recipe, runs, view)
+    if kind == "curve":
+        return curve_view(recipe, runs, view, name)
+    return peaks_view(recipe, runs, view)
