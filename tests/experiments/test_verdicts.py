@@ -43,3 +43,15 @@ def test_t_quantiles_are_conservative_between_table_rows() -> None:
     assert t_quantile(2) == pytest.approx(4.303)
     assert t_quantile(11) == pytest.approx(2.228)  # df 11 uses df 10's (larger) quantile
     assert t_quantile(100) == pytest.approx(1.96)
+
+
+def test_non_inferiority_claims_compare_the_interval_with_the_margin() -> None:
+    # a - b = 0.01 +- small over seeds: within a 0.05 margin, so "a does not rise by more than 0.05" holds
+    within = from_seed_differences([0.01, 0.02, 0.0], "not_greater", margin=0.05)
+    assert within.verdict == "reproduced"
+    beyond = from_seed_differences([0.2, 0.21, 0.19], "not_greater", margin=0.05)
+    assert beyond.verdict == "not reproduced"
+    assert from_seed_differences([0.0, 0.1, 0.05], "not_greater", margin=0.05).verdict == "inconclusive"
+    # not_less: a may fall by at most the margin (points as fractions, as the difference view passes them)
+    assert from_pairs([pair(-0.005, -0.012, 0.002)], "not_less", margin=0.02).verdict == "reproduced"
+    assert from_pairs([pair(-0.05, -0.07, -0.03)], "not_less", margin=0.02).verdict == "not reproduced"

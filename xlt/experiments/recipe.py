@@ -16,7 +16,8 @@ A recipe file (``configs/experiments/<name>.yaml``) holds::
     report: [...]                                      # the results page's views (xlt.experiments.views)
 
 ``${dir:<stage>}`` is another stage's output directory (and makes that stage a dependency), ``${dir:self}`` the
-stage's own, ``${matrix:<key>}`` the value of a ``matrix`` key. ``matrix: {tail: [1, 2, 4]}`` expands a stage
+stage's own, ``${matrix:<key>}`` the value of a ``matrix`` key (in ``args``, ``configs`` and
+``label``). ``matrix: {tail: [1, 2, 4]}`` expands a stage
 into one unit per combination; a reference to a matrix stage picks the unit with the same values for the keys
 both share (the seed of ``seeds`` is the key ``seed``), so ``udpos`` with ``seeds: [0, 1]`` over
 ``pretrain`` with ``seeds: [0, 1]`` pairs seed with seed.
@@ -270,8 +271,9 @@ def _units(path: Path, experiment: str, stages: Mapping[str, Any], root: Path) -
     matrices = {stage: _expand_matrix(path, stage, spec) for stage, spec in specs.items()}
     depends: dict[str, list[str]] = {}
     for stage, spec in specs.items():
-        refs = [target for kind, target in _references(spec["args"]) if kind == "dir" and target != SELF]
-        for kind, target in _references(spec["args"]):
+        found = _references([spec["args"], spec["configs"], spec.get("label") or ""])
+        refs = [target for kind, target in found if kind == "dir" and target != SELF]
+        for kind, target in found:
             if kind == "matrix" and all(target not in dict(values) for values in matrices[stage]):
                 raise _fail(path, f"stages.{stage}.args", f"${{matrix:{target}}} names no matrix key of the stage")
         for target in [*refs, *spec["needs"]]:
@@ -283,7 +285,6 @@ def _units(path: Path, experiment: str, stages: Mapping[str, Any], root: Path) -
     units: dict[str, Unit] = {}
     for stage in order:
         spec = specs[stage]
-        config_text = _read_configs(path, f"stages.{stage}.configs", spec["configs"])
         for values in matrices[stage]:
             needed = [_matching_unit(path, stage, values, target, units) for target in depends[stage]]
             by_stage = {unit.stage: unit for unit in needed}
@@ -298,6 +299,9 @@ def _units(path: Path, experiment: str, stages: Mapping[str, Any], root: Path) -
             args = dict(spec["args"])
             if spec["command"] in LIGHTNING and "seed" in dict(values):
                 args.setdefault("seed_everything", "${matrix:seed}")
+            configs = [str(c) for c in _substitute(spec["configs"], lambda m: replace(m, "<self>"))]
+            config_text = _read_configs(path, f"stages.{stage}.configs", configs)
+            label = str(_substitute(str(spec.get("label") or stage), lambda m: replace(m, "<self>")))
             pending = _substitute(args, lambda m: replace(m, "<self>"))
             digest = hashlib.sha256(json.dumps(
                 [spec["command"], config_text, pending, [u.hash for u in needed], list(values)],
@@ -310,8 +314,8 @@ def _units(path: Path, experiment: str, stages: Mapping[str, Any], root: Path) -
             options = [(option, str(directory))] + [
                 ("--" + str(key).removeprefix("--"), _option_value(value)) for key, value in resolved.items()
                 if "--" + str(key).removeprefix("--") != option]
-            unit = Unit(stage, values, base.command, tuple(spec["configs"]), tuple(options),
-                        tuple(u.name for u in needed), digest, directory, str(spec.get("label") or stage))
+            unit = Unit(stage, values, base.command, tuple(configs), tuple(options),
+                        tuple(u.name for u in needed), digest, directory, label)
             units[unit.name] = unit
     return list(units.values())
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from jsonargparse import ArgumentError, ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from xlt.errors import XltError
 from xlt.experiments.recipe import LIGHTNING, Recipe, Unit
@@ -59,6 +59,7 @@ def check_unit(recipe: Recipe, unit: Unit) -> None:
                     parse_recipe(args, entry.load(), prog)
                 else:
                     parser = ArgumentParser(prog=prog, parser_mode="omegaconf", exit_on_error=False)
+                    parser.add_argument("--config", action=ActionConfigFile)  # as auto_cli gives every command
                     parser.add_function_arguments(entry.load(), fail_untyped=False)
                     parser.parse_args(args)
     except (ArgumentError, XltError) as error:
@@ -68,6 +69,11 @@ def check_unit(recipe: Recipe, unit: Unit) -> None:
 
 
 def check_recipe(recipe: Recipe) -> None:
-    """Check every unit (see :func:`check_unit`)."""
+    """Check one unit of each stage per distinct config list (see :func:`check_unit`): units that differ only in
+    matrix values share option keys and types, and a parse costs a second or two."""
+    seen: set[tuple] = set()
     for unit in recipe.units:
-        check_unit(recipe, unit)
+        signature = (unit.stage, unit.configs)
+        if signature not in seen:
+            seen.add(signature)
+            check_unit(recipe, unit)

@@ -9,6 +9,10 @@ Two kinds of evidence:
 - **paired over seeds** (:func:`from_seed_differences`): for numbers without per-example statistics (an MLM
   validation loss, a fertility), the differences of paired seeds and their two-sided Student-t interval; one seed
   gives no spread to judge by, so it is always *inconclusive*.
+
+A non-inferiority claim (``not_greater``: "oversampling does not raise the high languages' loss by more than
+0.05") is *reproduced* when the whole interval of ``a - b`` is below the margin, *not reproduced* when it is
+above it, *inconclusive* when it straddles it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Literal
 
 from xlt.evaluation.bootstrap import PairedComparison
 
-Expect = Literal["greater", "less"]
+Expect = Literal["greater", "less", "not_greater", "not_less"]
+"""``greater``: a > b claimed; ``less``: a < b; ``not_greater``: a − b ≤ margin (a does not rise by more than the
+margin: a non-inferiority claim); ``not_less``: a − b ≥ −margin."""
 Verdict = Literal["reproduced", "not reproduced", "inconclusive", "not run"]
 
 # two-sided 95 % Student-t quantiles t_{0.975, df}; beyond the table the normal 1.96 is within 4 %
@@ -58,13 +64,30 @@ class Evidence:
     detail: str
 
 
+def _bounded(effect: float, low: float, high: float, margin: float, n: int, how: str) -> Evidence:
+    """A non-inferiority verdict on the signed difference (positive = the bad direction): within the margin when
+    the whole interval is below it, refuted when the whole interval is above it."""
+    if high < margin:
+        verdict: Verdict = "reproduced"
+        detail = f"{how}: the interval stays within the margin {margin:g}"
+    elif low > margin:
+        verdict, detail = "not reproduced", f"{how}: the interval is beyond the margin {margin:g}"
+    else:
+        verdict, detail = "inconclusive", f"{how}: the interval straddles the margin {margin:g}"
+    return Evidence(verdict, -effect, -high, -low, n, detail)
+
+
 def _signed(expect: Expect) -> float:
-    return 1.0 if expect == "greater" else -1.0
+    return 1.0 if expect in ("greater", "not_greater") else -1.0
 
 
 def from_pairs(pairs: Sequence[PairedComparison], expect: Expect, margin: float = 0.0) -> Evidence:
     """The verdict from one paired bootstrap per seed (see the module docstring)."""
     sign = _signed(expect)
+    if expect.startswith("not_"):
+        bounds = [sorted((sign * p.low, sign * p.high)) for p in pairs]
+        return _bounded(statistics.mean(sign * p.difference for p in pairs), min(b[0] for b in bounds),
+                        max(b[1] for b in bounds), margin, len(pairs), "every seed's paired bootstrap")
     bounds = [sorted((sign * p.low, sign * p.high)) for p in pairs]
     effect = statistics.mean(sign * p.difference for p in pairs)
     low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
@@ -92,6 +115,8 @@ def from_seed_differences(differences: Sequence[float], expect: Expect, margin: 
                         "one seed: no spread to judge the difference by (run the stage with seeds: [0, 1, 2])")
     half = t_quantile(len(signed) - 1) * statistics.stdev(signed) / math.sqrt(len(signed))
     low, high = effect - half, effect + half
+    if expect.startswith("not_"):
+        return _bounded(effect, low, high, margin, len(signed), f"95 % t interval over {len(signed)} paired seeds")
     if low > 0:
         verdict: Verdict = "reproduced"
         detail = f"the 95 % t interval over {len(signed)} paired seeds is on the claimed side of 0"

@@ -14,6 +14,7 @@ A recipe's ``report:`` is a list of views, each a mapping with ``kind``:
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import math
 import statistics
@@ -36,6 +37,7 @@ VIEW_KEYS = {
     "peaks": {"kind", "title", "stages", "claim", "order", "group"},
 }
 SIDE_KEYS = {"stage", "values", "languages", "bucket"}
+EXPECT = ("greater", "less", "not_greater", "not_less")
 DEFAULT_METRICS = {"xnli": "acc", "pawsx": "acc", "udpos": "acc", "ner": "f1", "qa": "f1", "retrieval": "p1"}
 
 
@@ -115,8 +117,9 @@ def check_views(recipe: Recipe) -> None:
         for stage in named:
             if stage not in stages:
                 raise XltError(f"{where}: names stage '{stage}', which the recipe does not define")
-        if view["kind"] in ("difference", "seed_difference") and view.get("expect") not in ("greater", "less"):
-            raise XltError(f"{where}: expect must be greater (a > b claimed) or less")
+        if view["kind"] in ("difference", "seed_difference") and view.get("expect") not in EXPECT:
+            raise XltError(f"{where}: expect must be one of {', '.join(EXPECT)} (greater: a > b is claimed; "
+                           "not_greater: a - b <= margin)")
 
 
 def _matching(recipe: Recipe, stage: str, values: Mapping[str, Any] | None) -> list[Unit]:
@@ -151,10 +154,13 @@ def scores_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> Vie
     metrics = {**DEFAULT_METRICS, **dict(view.get("metrics") or {})}
     header = ["model"] + [f"{task} {metrics[task]} {group}" for task in tasks for group in groups]
     rows = []
+    by_label: dict[str, list[Unit]] = defaultdict(list)  # a row per label: its units across the stages (tasks)
     for stage in view["stages"]:
-        units = recipe.units_of(stage)
+        for unit in recipe.units_of(stage):
+            by_label[unit.label].append(unit)
+    for label, units in by_label.items():
         logged = [m for m in (runs.metrics(u) for u in units) if m is not None]
-        row = [f"{units[0].label} ({len(logged)}/{len(units)} runs)"]
+        row = [f"{label} ({len(logged)}/{len(units)} runs)"]
         for task in tasks:
             for group in groups:
                 key = f"test/{task}/{metrics[task]}/{group}"
@@ -239,6 +245,11 @@ def _metric_value(metrics: Mapping[str, float], metric: str, bucket: str | None,
     from xlt.languages import load_panel
     from xlt.tuning.objectives import Objective
 
+    if "*" in metric:  # a name with a part the stage chose (an audit's tokenizer directory): one match
+        matches = [name for name in metrics if fnmatch.fnmatchcase(name, metric)]
+        if len(matches) != 1:
+            return None
+        metric = matches[0]
     buckets = {lang.code: lang.bucket for lang in load_panel(panel or "synthetic")}
     try:
         return Objective("view", metric, bucket=bucket).value(metrics, buckets)
@@ -353,11 +364,11 @@ def peaks_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> View
 
 def _order_finding(view: Mapping[str, Any], rows: list[dict[str, str]], unit: str) -> Finding:
     claim = view.get("claim") or "properties peak in the claimed order"
-    group = view.get("group")
     chosen = []
     for entry in view["order"]:
+        group = entry.get("group", view.get("group"))
         match = [r for r in rows if r["property"] == entry["property"] and r["metric"] == entry["metric"]
-                 and (group is None or r["group"] == entry.get("group", group))]
+                 and (group is None or r["group"] == group)]
         if not match:
             return Finding(claim, None, f"{unit}: no peak for {entry['property']}/{entry['metric']}")
         chosen.append(match[0])
