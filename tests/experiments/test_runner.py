@@ -140,7 +140,11 @@ def test_the_page_comes_from_mlflow_and_is_the_same_when_rebuilt(experiment: dic
     accuracy = f"{100 * run.data.metrics['test/udpos/acc/qaa']:.1f}"
     assert f"| tiny (1/1 runs) | {accuracy}" in page
     assert "2 of 2 units finished" in page
-    assert "| qaa beats qaj | **" in page  # the claim got a verdict line
+    claim = next(line for line in page.splitlines() if line.startswith("| qaa beats qaj | **"))
+    assert "not run" not in claim  # judged from the prediction files the run logged to MLflow
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    assert {"predictions/test-qaa.tsv", "predictions/test-qaj.tsv"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "predictions")}
 
 
 def test_an_edit_to_the_second_stage_reruns_only_it(experiment: dict, synthetic_dir: Path,

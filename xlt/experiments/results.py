@@ -5,6 +5,7 @@ gives the same page."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,8 +82,9 @@ def build_page(recipes: Sequence[Recipe], assets: str, title: str = "Experiments
 
     sections, summary, files = [], [], {}
     for recipe in recipes:
-        runs = StageRuns(recipe, MlflowClient(tracking_uri=tracking_uri(recipe)))
-        text, findings, made = experiment_section(recipe, runs, assets)
+        with tempfile.TemporaryDirectory(prefix="xlt-report-") as downloads:  # prediction artifacts of the runs
+            runs = StageRuns(recipe, MlflowClient(tracking_uri=tracking_uri(recipe)), Path(downloads))
+            text, findings, made = experiment_section(recipe, runs, assets)
         sections.append(text)
         files.update(made)
         verdicts = ", ".join(f.verdict for f in findings) or "no claim judged"

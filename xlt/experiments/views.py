@@ -21,6 +21,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from xlt.errors import XltError
@@ -66,8 +67,8 @@ class ViewOutput:
 class StageRuns:
     """The MLflow runs of an experiment's units: per unit hash, its latest FINISHED run that is not a sweep trial."""
 
-    def __init__(self, recipe: Recipe, client: Any) -> None:
-        self.recipe = recipe
+    def __init__(self, recipe: Recipe, client: Any, downloads: Path) -> None:
+        self.recipe, self.client, self.downloads = recipe, client, downloads
         experiment = client.get_experiment_by_name(recipe.mlflow_experiment)
         self.by_hash: dict[str, Any] = {}
         if experiment is None:
@@ -87,6 +88,24 @@ class StageRuns:
 
     def run(self, unit: Unit) -> Any | None:
         return self.by_hash.get(unit.hash)
+
+    def predictions(self, unit: Unit, task: str, codes: Sequence[str]) -> list[Path] | None:
+        """The unit's run's prediction files of ``codes`` (MLflow artifacts ``predictions/test-<code>.<ext>``),
+        downloaded once; ``None`` unless the run has all of them."""
+        run = self.run(unit)
+        if run is None:
+            return None
+        names = [f"test-{code}.{'json' if task == 'qa' else 'tsv'}" for code in codes]
+        target = self.downloads / run.info.run_id
+        files = [target / "predictions" / name for name in names]
+        if not all(f.is_file() for f in files):
+            logged = {Path(a.path).name for a in self.client.list_artifacts(run.info.run_id, "predictions")}
+            if not set(names) <= logged:
+                return None
+            target.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                self.client.download_artifacts(run.info.run_id, f"predictions/{name}", str(target))
+        return files
 
     def metrics(self, unit: Unit) -> dict[str, float] | None:
         run = self.run(unit)
@@ -207,13 +226,12 @@ def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) ->
     units_a, units_b = _by_seed(_matching(recipe, a["stage"], a.get("values"))), \
         _by_seed(_matching(recipe, b["stage"], b.get("values")))
     seeds = [s for s in units_a if s in units_b]
-    extension = "json" if task == "qa" else "tsv"
     source = None
     pairs, rows = [], []
     for seed in seeds:
-        files_a = [units_a[seed].directory / "predictions" / f"test-{c}.{extension}" for c in codes_a]
-        files_b = [units_b[seed].directory / "predictions" / f"test-{c}.{extension}" for c in codes_b]
-        if not all(f.is_file() for f in files_a + files_b):
+        files_a = runs.predictions(units_a[seed], task, codes_a)
+        files_b = runs.predictions(units_b[seed], task, codes_b)
+        if files_a is None or files_b is None:
             continue
         if source is None:
             source = as_task_source(view.get("data", "synthetic"), view.get("cache_dir", "runs/cache"))

@@ -397,11 +397,25 @@ class TaskModule(pl.LightningModule):
         if self._trainer is None or self.trainer.is_global_zero:
             out = Path(self.predictions_dir)
             out.mkdir(parents=True, exist_ok=True)
+            written = []
             for code in sorted(predictions):
                 name, text = self.prediction_file(code, predictions[code])
                 with atomic_file(out / name) as handle:
                     handle.write(text)
+                written.append(out / name)
+            self._log_predictions(written)
         self.predictions = {}
+
+    def _log_predictions(self, files: list[Path]) -> None:
+        """The prediction files also go to the run's MLflow artifacts (``predictions/``), so that paired comparisons
+        (``xlt experiment report``) read them from the store like every other number."""
+        from xlt.callbacks.tracking import mlflow_loggers
+
+        if self._trainer is None:
+            return
+        for logger in mlflow_loggers(self.trainer):
+            for path in files:
+                logger.experiment.log_artifact(logger.run_id, str(path), "predictions")
 
     def on_fit_start(self) -> None:
         """Print the trainable / total parameter counts and log them as MLflow params."""
