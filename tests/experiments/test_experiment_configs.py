@@ -16,7 +16,7 @@ RECIPES = sorted((ROOT / "configs" / "experiments").glob("*.yaml"))
 
 def test_the_paper_experiments_have_recipes() -> None:
     assert {p.stem for p in RECIPES} >= {"table2", "oversampling", "vocabulary", "layers", "few_shot", "script",
-                                         "recipe"}
+                                         "typology", "recipe"}
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)

@@ -10,6 +10,9 @@ A recipe's ``report:`` is a list of views, each a mapping with ``kind``:
 - ``seed_difference``: a claimed difference of a logged metric between two units, paired over seeds.
 - ``curve``: logged metrics over one matrix key (the oversampling factor), a table and a plot.
 - ``peaks``: the peak-layer tables of probing stages, and a claimed order of properties along the depth.
+- ``transfer``: the source × target matrix of a stage whose matrix key (``over``, default ``source``) is the
+  fine-tuning language, and the claim that transfer falls with typological distance (Spearman ρ < 0, judged by a
+  bootstrap over the source–target pairs).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ VIEW_KEYS = {
                         "scale"},
     "curve": {"kind", "title", "stage", "over", "metrics", "panel"},
     "peaks": {"kind", "title", "stages", "claim", "order", "group"},
+    "transfer": {"kind", "title", "claim", "stage", "values", "task", "metric", "over", "panel", "method"},
 }
 SIDE_KEYS = {"stage", "values", "languages", "bucket"}
 EXPECT = ("greater", "less", "not_greater", "not_less")
@@ -409,6 +413,55 @@ def _num(text: str, fallback: str) -> float:
     return float(text) if text not in ("", "None") else float(fallback)
 
 
+def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+    """The transfer matrix over the stage's source languages and its correlation with typological distance."""
+    import numpy as np
+
+    from xlt.evaluation.transfer import TransferMatrix, spearman, transfer_distance_correlation
+    from xlt.languages import load_panel
+
+    task, over = view["task"], view.get("over", "source")
+    metric = view.get("metric") or DEFAULT_METRICS[task]
+    claim = view.get("claim") or "transfer declines with typological distance"
+    panel = load_panel(view.get("panel") or "synthetic")
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for unit in _matching(recipe, view["stage"], view.get("values")):
+        metrics = runs.metrics(unit)
+        if metrics is None:
+            continue
+        source = str(dict(unit.values)[over])
+        for code in panel.codes:
+            value = metrics.get(f"test/{task}/{metric}/{code}")
+            if value is not None:
+                scores[source][code].append(value)
+    title = view.get("title") or f"{task} transfer matrix"
+    if len(scores) < 2:
+        return ViewOutput(f"**{title}**: not run (needs runs from at least two source languages).\n",
+                          [Finding(claim, None)])
+    means = {s: {t: statistics.mean(v) for t, v in row.items()} for s, row in scores.items()}
+    matrix = TransferMatrix.from_scores(means, task=task, metric=metric, targets=panel.codes)
+    correlation = transfer_distance_correlation(matrix, panel, method=view.get("method", "panel"))
+    distance = np.array([p[2] for p in correlation.pairs])
+    score = np.array([p[3] for p in correlation.pairs])
+    rng = np.random.default_rng(0)
+    draws = [spearman(distance[i], score[i]) for i in (rng.integers(0, len(score), len(score)) for _ in range(1000))]
+    draws = np.array([d for d in draws if math.isfinite(d)])
+    low, high = (float(np.percentile(-draws, 2.5)), float(np.percentile(-draws, 97.5))) if len(draws) else \
+        (math.nan, math.nan)
+    effect = -correlation.spearman
+    if low > 0:
+        verdict, detail = "reproduced", "the 95 % bootstrap interval of −ρ over source–target pairs is above 0"
+    elif high < 0:
+        verdict, detail = "not reproduced", "the 95 % bootstrap interval of −ρ over pairs is below 0"
+    else:
+        verdict, detail = "inconclusive", "the 95 % bootstrap interval of ρ over pairs includes 0"
+    text = (f"**{title}** ({metric}, %, rows: source, columns: target)\n\n{matrix.to_markdown()}\n"
+            f"{correlation.describe()} Pairs resampled with replacement for the interval (pairs share languages, "
+            "so the interval is optimistic).\n")
+    return ViewOutput(text, [Finding(claim, Evidence(verdict, effect, low, high, len(correlation.pairs), detail),
+                                     detail)])
+
+
 def render_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
     kind = view["kind"]
     if kind == "scores":
@@ -419,4 +472,6 @@ def render_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: 
         return seed_difference_view(recipe, runs, view)
     if kind == "curve":
         return curve_view(recipe, runs, view, name)
+    if kind == "transfer":
+        return transfer_view(recipe, runs, view)
     return peaks_view(recipe, runs, view)
