@@ -55,3 +55,11 @@ def test_non_inferiority_claims_compare_the_interval_with_the_margin() -> None:
     # not_less: a may fall by at most the margin (points as fractions, as the difference view passes them)
     assert from_pairs([pair(-0.005, -0.012, 0.002)], "not_less", margin=0.02).verdict == "reproduced"
     assert from_pairs([pair(-0.05, -0.07, -0.03)], "not_less", margin=0.02).verdict == "not reproduced"
+
+
+def test_a_margin_is_the_smallest_effect_the_claim_asserts() -> None:
+    # "recovers more than half the gap": a share of 0.3 [0.2, 0.4] rules that out; 0.7 [0.6, 0.8] shows it
+    assert from_pairs([pair(0.3, 0.2, 0.4)], "greater", margin=0.5).verdict == "not reproduced"
+    assert from_pairs([pair(0.7, 0.6, 0.8)], "greater", margin=0.5).verdict == "reproduced"
+    assert from_pairs([pair(0.55, 0.45, 0.65)], "greater", margin=0.5).verdict == "inconclusive"
+    assert from_seed_differences([0.7, 0.72, 0.68], "greater", margin=0.5).verdict == "reproduced"

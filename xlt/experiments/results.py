@@ -58,7 +58,8 @@ def experiment_section(recipe: Recipe, runs: StageRuns, assets: str) -> tuple[st
         lines += ["| claim | verdict | effect (claimed direction) | how decided |", "|---|---|---:|---|"]
         for finding in findings:
             evidence = finding.evidence
-            effect = "–" if evidence is None else _effect(evidence.effect, evidence.low, evidence.high)
+            effect = "–" if evidence is None else _effect(finding.scale * evidence.effect, finding.scale * evidence.low,
+                                                          finding.scale * evidence.high, finding.unit)
             lines.append(f"| {finding.claim} | **{finding.verdict}** | {effect} | {finding.note or '–'} |")
         lines.append("")
     for key, label in (("notes", "Notes"), ("real_data", "On real corpora"), ("paper_scale", "At the paper's scale")):
@@ -67,12 +68,12 @@ def experiment_section(recipe: Recipe, runs: StageRuns, assets: str) -> tuple[st
     return "\n".join(lines), findings, files
 
 
-def _effect(effect: float, low: float, high: float) -> str:
+def _effect(effect: float, low: float, high: float, unit: str) -> str:
     import math
 
     if math.isfinite(low) and math.isfinite(high):
-        return f"{effect:+.3g} [{low:+.3g}, {high:+.3g}]"
-    return f"{effect:+.3g}"
+        return f"{effect:+.3g}{unit} [{low:+.3g}, {high:+.3g}]"
+    return f"{effect:+.3g}{unit}"
 
 
 def build_page(recipes: Sequence[Recipe], assets: str, title: str = "Experiments: what xlt measured") \

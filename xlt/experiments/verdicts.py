@@ -3,9 +3,10 @@
 Two kinds of evidence:
 
 - **paired over examples** (:func:`from_pairs`): one paired bootstrap per seed of the claimed difference ``a - b``
-  (:func:`xlt.evaluation.bootstrap.paired_bootstrap`). *Reproduced* when every seed's interval lies on the claimed
-  side of ``margin``... of zero, *not reproduced* when every seed's interval rules out an effect larger than
-  ``margin`` in the claimed direction, *inconclusive* otherwise.
+  (:func:`xlt.evaluation.bootstrap.paired_bootstrap`). ``margin`` is the smallest effect the claim asserts (0:
+  any effect in the claimed direction). *Reproduced* when every seed's interval lies above the margin in the
+  claimed direction, *not reproduced* when every seed's interval rules out an effect above it, *inconclusive*
+  otherwise.
 - **paired over seeds** (:func:`from_seed_differences`): for numbers without per-example statistics (an MLM
   validation loss, a fertility), the differences of paired seeds and their two-sided Student-t interval; one seed
   gives no spread to judge by, so it is always *inconclusive*.
@@ -91,17 +92,17 @@ def from_pairs(pairs: Sequence[PairedComparison], expect: Expect, margin: float 
     bounds = [sorted((sign * p.low, sign * p.high)) for p in pairs]
     effect = statistics.mean(sign * p.difference for p in pairs)
     low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
-    if all(b[0] > 0 for b in bounds):
+    if all(b[0] > margin for b in bounds):
         verdict: Verdict = "reproduced"
-        detail = f"every seed's {pairs[0].confidence:.0%} paired-bootstrap interval is on the claimed side of 0"
+        detail = (f"every seed's {pairs[0].confidence:.0%} bootstrap interval is above {margin:g} in the claimed "
+                  "direction")
     elif all(b[1] <= margin for b in bounds):
         verdict = "not reproduced"
-        detail = (f"every seed's interval rules out an effect above {margin:g} in the claimed direction"
-                  if margin else "every seed's interval is at or beyond 0 against the claimed direction")
+        detail = f"every seed's interval rules out an effect above {margin:g} in the claimed direction"
     else:
         verdict = "inconclusive"
-        agree = sum(b[0] > 0 for b in bounds)
-        detail = f"{agree} of {len(bounds)} seeds' intervals are on the claimed side of 0"
+        agree = sum(b[0] > margin for b in bounds)
+        detail = f"{agree} of {len(bounds)} seeds' intervals are above {margin:g} in the claimed direction"
     return Evidence(verdict, effect, low, high, len(pairs), detail)
 
 
@@ -117,9 +118,9 @@ def from_seed_differences(differences: Sequence[float], expect: Expect, margin: 
     low, high = effect - half, effect + half
     if expect.startswith("not_"):
         return _bounded(effect, low, high, margin, len(signed), f"95 % t interval over {len(signed)} paired seeds")
-    if low > 0:
+    if low > margin:
         verdict: Verdict = "reproduced"
-        detail = f"the 95 % t interval over {len(signed)} paired seeds is on the claimed side of 0"
+        detail = f"the 95 % t interval over {len(signed)} paired seeds is above {margin:g} in the claimed direction"
     elif high <= margin:
         verdict = "not reproduced"
         detail = f"the 95 % t interval over {len(signed)} paired seeds rules out an effect above {margin:g}"

@@ -9,6 +9,8 @@ A recipe's ``report:`` is a list of views, each a mapping with ``kind``:
   two languages of one stage compare rows of a parallel test set.
 - ``seed_difference``: a claimed difference of a logged metric between two units, paired over seeds.
 - ``curve``: logged metrics over one matrix key (the oversampling factor), a table and a plot.
+- ``recovered``: the share of a gap an intervention recovers, ``(treated - baseline) / (reference - baseline)``
+  (the script cost that language-specific vocabulary wins back), with a threshold ``at_least``.
 - ``peaks``: the peak-layer tables of probing stages, and a claimed order of properties along the depth.
 - ``transfer``: the source × target matrix of a stage whose matrix key (``over``, default ``source``) is the
   fine-tuning language, and the claim that transfer falls with typological distance (Spearman ρ < 0, judged by a
@@ -20,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import math
+import os
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -40,6 +43,8 @@ VIEW_KEYS = {
     "curve": {"kind", "title", "stage", "over", "metrics", "panel"},
     "peaks": {"kind", "title", "stages", "claim", "order", "group"},
     "transfer": {"kind", "title", "claim", "stage", "values", "task", "metric", "over", "panel", "method"},
+    "recovered": {"kind", "title", "claim", "task", "treated", "baseline", "reference", "at_least", "data",
+                  "cache_dir", "n_boot"},
 }
 SIDE_KEYS = {"stage", "values", "languages", "bucket"}
 EXPECT = ("greater", "less", "not_greater", "not_less")
@@ -53,6 +58,8 @@ class Finding:
     claim: str
     evidence: Evidence | None
     note: str = ""
+    scale: float = 1.0  # how the effect is shown: x100 for scores kept as fractions
+    unit: str = ""
 
     @property
     def verdict(self) -> str:
@@ -101,15 +108,13 @@ class StageRuns:
             return None
         names = [f"test-{code}.{'json' if task == 'qa' else 'tsv'}" for code in codes]
         target = self.downloads / run.info.run_id
+        if not target.is_dir():
+            target.mkdir(parents=True)
+            if self.client.list_artifacts(run.info.run_id, "predictions"):
+                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # one bar per file is noise here
+                self.client.download_artifacts(run.info.run_id, "predictions", str(target))
         files = [target / "predictions" / name for name in names]
-        if not all(f.is_file() for f in files):
-            logged = {Path(a.path).name for a in self.client.list_artifacts(run.info.run_id, "predictions")}
-            if not set(names) <= logged:
-                return None
-            target.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                self.client.download_artifacts(run.info.run_id, f"predictions/{name}", str(target))
-        return files
+        return files if all(f.is_file() for f in files) else None
 
     def metrics(self, unit: Unit) -> dict[str, float] | None:
         run = self.run(unit)
@@ -128,7 +133,7 @@ def check_views(recipe: Recipe) -> None:
             raise XltError(f"{where}: unknown key(s) {', '.join(unknown)} for a {view['kind']} view — use "
                            f"{', '.join(sorted(VIEW_KEYS[view['kind']]))}")
         named = list(view.get("stages") or []) + [view[k] for k in ("stage",) if k in view]
-        for side in ("a", "b"):
+        for side in ("a", "b", "treated", "baseline", "reference"):
             if side in view:
                 if not isinstance(view[side], dict) or "stage" not in view[side]:
                     raise XltError(f"{where}.{side}: give a mapping with stage (and values, languages or bucket)")
@@ -214,45 +219,66 @@ def _side_languages(view: Mapping[str, Any], side: Mapping[str, Any], panel_name
     raise XltError(f"difference view '{view.get('title', '')}': give languages or bucket for side {side['stage']}")
 
 
+class _Gold:
+    """The gold test splits of one view's task data, read once (the task config's ``data``)."""
+
+    def __init__(self, view: Mapping[str, Any]) -> None:
+        self.view, self.source, self.splits = view, None, {}
+
+    def stats(self, task: str, files: Sequence[Path], codes: Sequence[str]) -> list[Any]:
+        """Per-example statistics of each prediction file against its language's gold split."""
+        from xlt.evaluation.compare import gold_split
+        from xlt.evaluation.predictions import score_predictions
+        from xlt.sources import as_task_source
+
+        if self.source is None:
+            self.source = as_task_source(self.view.get("data", "synthetic"), self.view.get("cache_dir", "runs/cache"))
+            self.source.prepare()
+        for code in codes:
+            if code not in self.splits:
+                self.splits[code] = gold_split(task, self.source, code)
+        return [score_predictions(task, f, self.splits[c]) for f, c in zip(files, codes, strict=True)]
+
+
+def _sides(recipe: Recipe, view: Mapping[str, Any], names: Sequence[str]) -> tuple[list[list[str]], list[dict]]:
+    """Each side's languages (equally many) and its units by seed."""
+    codes = [_side_languages(view, view[name], None) for name in names]
+    if len({len(c) for c in codes}) != 1:
+        raise XltError(f"{view['kind']} view '{view.get('claim', '')}': the sides score "
+                       f"{' / '.join(str(len(c)) for c in codes)} languages — pair them one to one")
+    units = [_by_seed(_matching(recipe, view[name]["stage"], view[name].get("values"))) for name in names]
+    return codes, units
+
+
+def _seed_name(seed: Any) -> str:
+    return "–" if seed is None else str(seed)
+
+
 def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
-    """A claimed paired difference over examples, per seed, from the units' prediction files."""
+    """A claimed paired difference over examples, per seed, from the prediction files the units' runs logged."""
     from xlt.evaluation.bootstrap import paired_bootstrap
-    from xlt.evaluation.compare import gold_split
-    from xlt.evaluation.predictions import score_predictions
-    from xlt.sources import as_task_source
 
     task, claim = view["task"], view.get("claim") or view.get("title") or "difference"
-    a, b = view["a"], view["b"]
-    codes_a, codes_b = _side_languages(view, a, None), _side_languages(view, b, None)
-    if len(codes_a) != len(codes_b):
-        raise XltError(f"difference view '{claim}': a scores {len(codes_a)} languages and b {len(codes_b)} — pair "
-                       "them one to one")
-    units_a, units_b = _by_seed(_matching(recipe, a["stage"], a.get("values"))), \
-        _by_seed(_matching(recipe, b["stage"], b.get("values")))
-    seeds = [s for s in units_a if s in units_b]
-    source = None
+    (codes_a, codes_b), (units_a, units_b) = _sides(recipe, view, ("a", "b"))
+    gold = _Gold(view)
     pairs, rows = [], []
-    for seed in seeds:
+    for seed in (s for s in units_a if s in units_b):
         files_a = runs.predictions(units_a[seed], task, codes_a)
         files_b = runs.predictions(units_b[seed], task, codes_b)
         if files_a is None or files_b is None:
             continue
-        if source is None:
-            source = as_task_source(view.get("data", "synthetic"), view.get("cache_dir", "runs/cache"))
-            source.prepare()
         keys = codes_a if codes_a == codes_b else [f"{x}|{y}" for x, y in zip(codes_a, codes_b, strict=True)]
-        stats_a = {k: score_predictions(task, f, gold_split(task, source, c))
-                   for k, f, c in zip(keys, files_a, codes_a, strict=True)}
-        stats_b = {k: score_predictions(task, f, gold_split(task, source, c))
-                   for k, f, c in zip(keys, files_b, codes_b, strict=True)}
+        stats_a = dict(zip(keys, gold.stats(task, files_a, codes_a), strict=True))
+        stats_b = dict(zip(keys, gold.stats(task, files_b, codes_b), strict=True))
         comparison = paired_bootstrap(stats_a, stats_b, n_boot=int(view.get("n_boot", 1000)), seed=0)
         pairs.append(comparison)
         score_a = statistics.mean(s.score() for s in stats_a.values())
         score_b = statistics.mean(s.score() for s in stats_b.values())
-        rows.append([str(seed), _pct(score_a), _pct(score_b), f"{100 * comparison.difference:+.1f}",
+        rows.append([_seed_name(seed), _pct(score_a), _pct(score_b), f"{100 * comparison.difference:+.1f}",
                      f"[{100 * comparison.low:+.1f}, {100 * comparison.high:+.1f}]", f"{comparison.p_value:.3f}"])
-    side = f"{a['stage']} {'/'.join(codes_a)}", f"{b['stage']} {'/'.join(codes_b)}"
-    text = f"**{claim}** — {task} {DEFAULT_METRICS[task]}, a = {side[0]}, b = {side[1]} (macro over languages)\n\n"
+    a, b = view["a"], view["b"]
+    text = (f"**{claim}** — {task} {DEFAULT_METRICS[task]}, a = {a['stage']} {'/'.join(codes_a)}, "
+            f"b = {b['stage']} {'/'.join(codes_b)} (macro over languages)\n\n")
     if not pairs:
         return ViewOutput(text + "Not run: no unit pair with prediction files.\n", [Finding(claim, None)])
     evidence = from_pairs(pairs, view["expect"], float(view.get("margin", 0.0)) / 100)
@@ -260,7 +286,50 @@ def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) ->
     if len(pairs) > 1:
         diffs = [100 * p.difference for p in pairs]
         text += f"\nOver {len(pairs)} seeds: a − b = {statistics.mean(diffs):+.1f} ± {statistics.stdev(diffs):.1f}.\n"
-    return ViewOutput(text, [Finding(claim, evidence, evidence.detail)])
+    return ViewOutput(text, [Finding(claim, evidence, evidence.detail, scale=100, unit=" pts")])
+
+
+def recovered_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+    """The share of a gap an intervention recovers, ``(treated - baseline) / (reference - baseline)``, on rows the
+    three sides share (one test file, or a parallel test set), resampled jointly per seed."""
+    import numpy as np
+
+    from xlt.evaluation.bootstrap import PairedComparison, bootstrap_distribution, language_rng, percentile_interval
+
+    task = view["task"]
+    claim = view.get("claim") or view.get("title") or "share of the gap recovered"
+    at_least = float(view.get("at_least", 0.5))
+    names = ("treated", "baseline", "reference")
+    codes, units = _sides(recipe, view, names)
+    gold = _Gold(view)
+    pairs, rows = [], []
+    for seed in (s for s in units[0] if all(s in u for u in units[1:])):
+        files = [runs.predictions(u[seed], task, c) for u, c in zip(units, codes, strict=True)]
+        if any(f is None for f in files):
+            continue
+        stats = [gold.stats(task, f, c) for f, c in zip(files, codes, strict=True)]
+        draws = np.zeros((3, int(view.get("n_boot", 1000))))
+        observed = np.zeros(3)
+        for i in range(len(codes[0])):  # macro over positions, each resampled on its own stream
+            draws += bootstrap_distribution(stats[0][i], draws.shape[1], language_rng(0, str(i)),
+                                            paired_with=[stats[1][i], stats[2][i]])
+            observed += [s[i].score() for s in stats]
+        draws, observed = draws / len(codes[0]), observed / len(codes[0])
+        share = (observed[0] - observed[1]) / (observed[2] - observed[1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shares = (draws[0] - draws[1]) / (draws[2] - draws[1])
+        low, high = percentile_interval(shares[np.isfinite(shares)])
+        pairs.append(PairedComparison(float(share), low, high, p_value=float("nan")))
+        rows.append([_seed_name(seed), *(_pct(v) for v in observed), f"{100 * share:.1f} %",
+                     f"[{100 * low:.1f}, {100 * high:.1f}]"])
+    sides = ", ".join(f"{n} = {view[n]['stage']} {'/'.join(c)}" for n, c in zip(names, codes, strict=True))
+    text = f"**{claim}** — {task} {DEFAULT_METRICS[task]}; {sides}\n\n"
+    if not pairs:
+        return ViewOutput(text + "Not run: no units with prediction files.\n", [Finding(claim, None)])
+    evidence = from_pairs(pairs, "greater", at_least)
+    text += _table(["seed", "treated", "baseline", "reference", "recovered", "95% CI"], rows)
+    return ViewOutput(text, [Finding(claim, evidence, f"{evidence.detail} (threshold {100 * at_least:.0f} %)",
+                                     scale=100, unit=" %")])
 
 
 def _metric_value(metrics: Mapping[str, float], metric: str, bucket: str | None, panel: str | None) -> float | None:
@@ -474,4 +543,6 @@ def render_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: 
         return curve_view(recipe, runs, view, name)
     if kind == "transfer":
         return transfer_view(recipe, runs, view)
+    if kind == "recovered":
+        return recovered_view(recipe, runs, view)
     return peaks_view(recipe, runs, view)
