@@ -139,7 +139,7 @@ def test_the_page_comes_from_mlflow_and_is_the_same_when_rebuilt(experiment: dic
     page = pages[0]
     accuracy = f"{100 * run.data.metrics['test/udpos/acc/qaa']:.1f}"
     assert f"| tiny (1/1 runs) | {accuracy}" in page
-    assert "2 of 2 units finished" in page
+    assert "2 of 2 units finished" in page and f"{os.cpu_count()} CPUs" in page
     claim = next(line for line in page.splitlines() if line.startswith("| qaa beats qaj | **"))
     assert "not run" not in claim  # judged from the prediction files the run logged to MLflow
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
@@ -171,3 +171,36 @@ def test_a_stage_config_that_does_not_resolve_stops_before_any_stage(empty_cwd: 
     assert len(errors) == 1 and errors[0].startswith("xlt: error:") and "stage udpos" in errors[0]
     assert "no_such_option" in errors[0]
     assert sorted(p.name for p in empty_cwd.iterdir()) == before  # no runs/, no mlflow.db
+
+
+def test_a_killed_runner_takes_its_stage_process_with_it(tmp_path: Path, synthetic_dir: Path,
+                                                         tiny_tokenizer_dir: Path) -> None:
+    import signal
+    import time
+
+    recipe = write_recipe(tmp_path, synthetic_dir, tiny_tokenizer_dir)
+    (tmp_path / "killed.marker").touch()  # no kill from inside: the runner is what dies here
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "helpers"), "OMP_NUM_THREADS": "1"}
+    runner = subprocess.Popen([sys.executable, "-m", "xlt", "experiment", "run", str(recipe)], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = tmp_path / "runs" / "tiny" / ".logs"
+    deadline = time.monotonic() + 300
+    while not (logs.is_dir() and any(logs.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the stage's process is up
+    stage = subprocess.run(["pgrep", "-f", str(tmp_path / "runs" / "tiny" / "pretrain")], capture_output=True,
+                           text=True).stdout.split()
+    assert stage, "the stage's process did not start"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    def alive(pid: str) -> bool:  # a zombie (state Z) waiting for init to reap it counts as dead
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
+    for _ in range(50):
+        if not any(alive(pid) for pid in stage):
+            break
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in stage), "the stage outlived its runner"

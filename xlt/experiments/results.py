@@ -43,8 +43,9 @@ def experiment_section(recipe: Recipe, runs: StageRuns, assets: str) -> tuple[st
              f"Recipe: `{recipe.path}` — run with `xlt experiment run {recipe.path}`.", ""]
     if info.get("claim"):
         lines += [f"**Paper's claim** ({info.get('paper', 'the paper')}): {info['claim']}", ""]
+    machines = sorted({str(r.get("machine", "unrecorded machine")) for r in done})
     lines += [f"Stages: {len(done)} of {len(recipe.units)} units finished"
-              + (f", {_minutes(wall)} of wall time on this machine (sum over units run one after another)"
+              + (f", {_minutes(wall)} of wall time ({'; '.join(machines)}; the sum over units run one after another)"
                  if done else "") + ".", ""]
     findings: list[Finding] = []
     files: dict[str, bytes] = {}

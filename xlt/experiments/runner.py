@@ -136,7 +136,7 @@ def run_units(recipe: Recipe, units: Sequence[Unit]) -> None:
             raise SystemExit(code if code > 0 else 128 - code)  # killed by signal s: the shell's 128 + s
         with atomic_file(done_path(recipe, unit)) as handle:
             json.dump({"unit": unit.name, "hash": unit.hash, "wall_s": round(wall, 1), "finished": time.time(),
-                       "argv": unit.argv(), "resumed": bool(resume)}, handle, indent=1)
+                       "argv": unit.argv(), "resumed": bool(resume), "machine": machine()}, handle, indent=1)
     if all(finished(recipe, u) is not None for u in recipe.units):
         _set_parent_status(recipe, parent, "FINISHED")
     print(f"xlt experiment: {recipe.name}: {len(pending)} units run; report: xlt experiment report {recipe.path}")
@@ -151,7 +151,7 @@ def _run_process(recipe: Recipe, unit: Unit, argv: list[str], parent: str | None
     with open(log, "ab") as sink:
         sink.write(f"$ xlt {' '.join(argv)}\n".encode())
         process = subprocess.Popen([sys.executable, "-m", "xlt", *argv], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, env=env)
+                                   stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
         assert process.stdout is not None
         for line in process.stdout:
             sink.write(line)
@@ -160,6 +160,24 @@ def _run_process(recipe: Recipe, unit: Unit, argv: list[str], parent: str | None
             sys.stdout.flush()
         code = process.wait()
     return code, time.perf_counter() - start
+
+
+def _die_with_parent() -> None:
+    """Linux: the stage's process gets SIGTERM when the runner dies (killed or pre-empted), so a rerun never finds
+    an orphan still writing the unit's directory. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+def machine() -> str:
+    """The machine a unit ran on, as the results page names it (CPU count and architecture; GPU when visible)."""
+    import platform
+
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f"{os.cpu_count()} CPUs, {platform.machine()}" + (f", CUDA_VISIBLE_DEVICES={gpus}" if gpus else "")
 
 
 def _set_parent_status(recipe: Recipe, run_id: str | None, status: str) -> None:
