@@ -53,7 +53,7 @@ def plan(recipe: str, format: Literal["text", "json"] = "text") -> None:
     print(render_plan(loaded, rows) if format == "text" else render_json(rows), end="")
 
 
-def report(recipes: list[str], out: str = "docs/experiments.md") -> None:
+def report(recipes: list[str] | str, out: str = "docs/experiments.md") -> None:
     """Build the results page of one or more experiments from their stages' MLflow runs and outputs.
 
     For each experiment: the paper's claim, its tables and plots, a verdict per claim decided by bootstrap or
@@ -61,9 +61,10 @@ def report(recipes: list[str], out: str = "docs/experiments.md") -> None:
     run it on real corpora and at the paper's scale. The same store gives the same page.
 
     Args:
-        recipes: Experiment recipes, in page order (e.g. ``'[configs/experiments/script.yaml, ...]'``).
+        recipes: An experiment recipe, or several in page order (``'[configs/experiments/script.yaml, ...]'``).
         out: The Markdown page; plots go to ``<out without .md>/`` beside it.
     """
+    recipes = [recipes] if isinstance(recipes, str) else recipes
     loaded = [checked_recipe(recipe) for recipe in recipes]
     path = write_page(loaded, out)
     print(f"wrote {path} ({len(loaded)} experiments)")
