@@ -235,7 +235,6 @@ def test_trainer_steps_schedule_per_step_and_no_decay_on_bias_and_layernorm(tmp_
     t = trainer(tmp_path, max_steps=10, callbacks=[RecordLR()])
     t.fit(module, loader(blocks(6)))
     assert lrs == pytest.approx([1e-3 * f for f in [0, 0.25, 0.5, 0.75, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6]])
-    assert t.callback_metrics["train/mlm/lr"].item() == pytest.approx(1e-3 / 6)  # logged at the last step
     assert math.isfinite(t.callback_metrics["train/mlm/loss"].item())
 
     decay, no_decay = t.optimizers[0].param_groups

@@ -348,7 +348,7 @@ class MLMPretraining(pl.LightningModule):
         return derive_seed("mask", self.seed, self.global_step, batch_idx % accumulate)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Mask the block batch, compute the masked-only MLM loss, log loss and learning rate.
+        """Mask the block batch, compute the masked-only MLM loss, log the loss (the learning rate is the LearningRateLogger callback's).
 
         Masks are drawn for the global micro-batch and the loss is normalised by its masked-token count
         (:mod:`xlt.models.data_parallel`), so W ranks with batch B train like one process with batch W·B;
@@ -365,10 +365,7 @@ class MLMPretraining(pl.LightningModule):
         loss, global_loss = global_token_mean(losses, world, reduce)
         self.log("train/mlm/loss", global_loss, on_step=True, on_epoch=False, prog_bar=True,
                  batch_size=len(input_ids))
-        if self._trainer is not None and self.trainer.optimizers:
-            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-            self.log("train/mlm/lr", lr, on_step=True, on_epoch=False, batch_size=len(input_ids))
-        return loss
+        return loss  # the learning rate per parameter group: xlt.callbacks.optim.LearningRateLogger
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         """Accumulate token-weighted masked-LM loss per language (masking fixed: same every epoch)."""
