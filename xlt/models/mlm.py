@@ -348,7 +348,8 @@ class MLMPretraining(pl.LightningModule):
         return derive_seed("mask", self.seed, self.global_step, batch_idx % accumulate)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Mask the block batch, compute the masked-only MLM loss, log the loss (the learning rate is the LearningRateLogger callback's).
+        """Mask the block batch, compute the masked-only MLM loss and log it (the learning rate is logged by the
+        LearningRateLogger callback, per parameter group).
 
         Masks are drawn for the global micro-batch and the loss is normalised by its masked-token count
         (:mod:`xlt.models.data_parallel`), so W ranks with batch B train like one process with batch W·B;
