@@ -81,6 +81,9 @@ class XltCLI(LightningCLI):
                 "logger": {"class_path": "xlt.callbacks.tracking.TrackingLogger"},
                 "callbacks": [LanguageMixLogger(), PlainProgress()],
                 "enable_progress_bar": terminal_attached(),
+                # xlt prints trainable / total parameters itself (models.encoder); Lightning's table adds FLOPs
+                # and module-mode counts that read as noise in every log
+                "enable_model_summary": False,
             },
             parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False, **(parser_kwargs or {})},
             args=list(args) if args is not None else None,
