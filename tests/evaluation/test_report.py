@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from xlt.errors import XltError
 from xlt.evaluation.disaggregation import EvaluationResult, disaggregate
 from xlt.evaluation.mlflow_logging import log_evaluation
-from xlt.evaluation.report import collect, report
+from xlt.evaluation.report import report
+from xlt.evaluation.report_runs import collect
 from xlt.languages import Language, Panel
 
 PANEL = Panel("hand", (
@@ -258,7 +259,7 @@ def test_bad_inputs_are_one_line_xlt_errors(table2: dict, client: MlflowClient, 
 def test_qa_rows_name_their_answer_normalisation(client: MlflowClient, mlflow_uri: str, tmp_path: Path) -> None:
     """Under Table 2 and the QA per-language table: each QA row's protocol from its runs' tags."""
     from xlt.evaluation.metrics import mlqa_undefined_note
-    from xlt.evaluation.report import NORMALIZATION_TAGS
+    from xlt.evaluation.report_runs import NORMALIZATION_TAGS
     from xlt.models.qa import NORMALIZATION_NOTE_TAG, NORMALIZATION_TAG
 
     assert NORMALIZATION_TAGS["qa"] == (NORMALIZATION_TAG, NORMALIZATION_NOTE_TAG)  # what the QA module writes

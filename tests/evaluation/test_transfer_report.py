@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from xlt.evaluation.disaggregation import disaggregate
 from xlt.evaluation.mlflow_logging import log_evaluation
-from xlt.evaluation.report import collect, report
+from xlt.evaluation.report import report
+from xlt.evaluation.report_runs import collect
 from xlt.languages import load_panel
 
 PANEL = load_panel("synthetic")

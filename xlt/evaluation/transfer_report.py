@@ -1,6 +1,6 @@
 """Transfer views of a report: source × target matrices, % of supervised, few-shot gap recovered.
 
-Derived from the seed-averaged per-language cells of a :class:`~xlt.evaluation.report.Report` whose rows carry
+Derived from the seed-averaged per-language cells of a :class:`~xlt.evaluation.report_tables.Report` whose rows carry
 their training languages and few-shot k (:class:`RowInfo`):
 
 - **supervised reference** of target *t* for a model: the zero-shot row of that model trained on *t* alone, else
@@ -40,7 +40,7 @@ class _Cell(Protocol):
 
 
 class AggregatedScores(Protocol):
-    """What the transfer views read of a :class:`~xlt.evaluation.report.Report` (a protocol, so this module does
+    """What the transfer views read of a :class:`~xlt.evaluation.report_tables.Report` (a protocol, so this module does
     not import the report that renders it)."""
 
     labels: list[str]
