@@ -145,6 +145,10 @@ def test_the_page_comes_from_mlflow_and_is_the_same_when_rebuilt(experiment: dic
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     assert {"predictions/test-qaa.tsv", "predictions/test-qaj.tsv"} <= {
         a.path for a in client.list_artifacts(run.info.run_id, "predictions")}
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])  # the findings are on the experiment's run too
+    assert parent.data.tags["xlt.verdicts"] in page
+    section = Path(client.download_artifacts(parent.info.run_id, "results/section.md", str(work)))
+    assert section.read_text() in page
 
 
 def test_an_edit_to_the_second_stage_reruns_only_it(experiment: dict, synthetic_dir: Path,
