@@ -11,6 +11,8 @@ A recipe's ``report:`` is a list of views, each a mapping with ``kind``:
 - ``curve``: logged metrics over one matrix key (the oversampling factor), a table and a plot.
 - ``recovered``: the share of a gap an intervention recovers, ``(treated - baseline) / (reference - baseline)``
   (the script cost that language-specific vocabulary wins back), with a threshold ``at_least``.
+- ``sweep``: a sweep stage's Pareto-optimal trials (all objectives minimised) and its Pareto-front plot, from the
+  study's MLflow run.
 - ``peaks``: the peak-layer tables of probing stages, and a claimed order of properties along the depth.
 - ``transfer``: the source × target matrix of a stage whose matrix key (``over``, default ``source``) is the
   fine-tuning language, and the claim that transfer falls with typological distance (Spearman ρ < 0, judged by a
@@ -24,6 +26,7 @@ import itertools
 import math
 import os
 import statistics
+import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ VIEW_KEYS = {
     "curve": {"kind", "title", "stage", "over", "metrics", "panel"},
     "peaks": {"kind", "title", "stages", "claim", "order", "group"},
     "transfer": {"kind", "title", "claim", "stage", "values", "task", "metric", "over", "panel", "method"},
+    "sweep": {"kind", "title", "stage"},
     "recovered": {"kind", "title", "claim", "task", "treated", "baseline", "reference", "at_least", "data",
                   "cache_dir", "n_boot"},
 }
@@ -531,6 +535,42 @@ def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> V
                                      detail)])
 
 
+def sweep_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
+    """The study's Pareto-optimal trials (objectives minimised, as xlt's loss objectives are) and its front plot."""
+    import csv
+    import io
+
+    title = view.get("title") or f"{view['stage']}: the Pareto front"
+    text, files = "", {}
+    for unit in recipe.units_of(view["stage"]):
+        run = runs.run(unit)
+        if run is None:
+            text += f"**{title}** ({unit.name}): not run.\n\n"
+            continue
+        client, run_id = runs.client, run.info.run_id
+        with tempfile.TemporaryDirectory(prefix="xlt-sweep-") as tmp:
+            table = Path(client.download_artifacts(run_id, "trials.csv", tmp)).read_text(encoding="utf-8")
+            logged = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
+            if "pareto_front.png" in logged:
+                png = Path(client.download_artifacts(run_id, "plots/pareto_front.png", tmp)).read_bytes()
+                files[f"{name}_{unit.hash}.png"] = png
+        trials = [r for r in csv.DictReader(io.StringIO(table)) if r.get("state") == "COMPLETE"]
+        values = [k for k in (trials[0] if trials else {}) if k.startswith("values_")]
+        params = [k for k in (trials[0] if trials else {}) if k.startswith("params_")]
+        points = [[float(r[k]) for k in values] for r in trials]
+        front = [r for r, v in zip(trials, points, strict=True)
+                 if not any(all(o <= x for o, x in zip(other, v, strict=True)) and other != v for other in points)]
+        header = ["trial", *(k.removeprefix("values_") for k in values), *(k.removeprefix("params_") for k in params)]
+        rows = [[r["number"], *(f"{float(r[k]):.3f}" for k in values), *(f"{float(r[k]):.3g}" for k in params)]
+                for r in sorted(front, key=lambda r: float(r[values[0]]))]
+        text += (f"**{title}** ({unit.name}: {len(trials)} complete trials, {len(front)} on the front)\n\n"
+                 + _table(header, rows))
+        if f"{name}_{unit.hash}.png" in files:
+            text += f"\n![{title}]({name}_{unit.hash}.png)\n"
+        text += "\n"
+    return ViewOutput(text, files=files)
+
+
 def render_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
     kind = view["kind"]
     if kind == "scores":
@@ -545,4 +585,6 @@ def render_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: 
         return transfer_view(recipe, runs, view)
     if kind == "recovered":
         return recovered_view(recipe, runs, view)
+    if kind == "sweep":
+        return sweep_view(recipe, runs, view, name)
     return peaks_view(recipe, runs, view)
