@@ -114,6 +114,8 @@ def test_a_rerun_does_nothing(experiment: dict) -> None:
     assert again.returncode == 0, again.stderr[-2000:]
     assert "nothing to run (2 units finished)" in again.stdout
     assert len(stage_runs(experiment["work"], "udpos")) == 1
+    one = xlt("experiment", "run", str(experiment["recipe"]), "--only", "udpos", cwd=experiment["work"])
+    assert one.returncode == 0 and "udpos done" in one.stdout and "pretrain" not in one.stdout  # plan's line
 
 
 def test_plan_prints_units_in_dependency_order(experiment: dict) -> None:

@@ -21,7 +21,7 @@ def checked_recipe(recipe: str | Path) -> Recipe:
     return loaded
 
 
-def run(recipe: str, only: list[str] | None = None) -> None:
+def run(recipe: str, only: list[str] | str | None = None) -> None:
     """Run an experiment: its stages in dependency order, each an xlt command in its own process.
 
     A rerun skips finished stages; a stage whose config (or an upstream stage) changed gets a new output directory
@@ -34,7 +34,7 @@ def run(recipe: str, only: list[str] | None = None) -> None:
             finished. For a cluster: one ``--only`` unit per job, in the levels ``plan`` prints.
     """
     loaded = checked_recipe(recipe)
-    run_units(loaded, select(loaded, only))
+    run_units(loaded, select(loaded, [only] if isinstance(only, str) else only))
 
 
 def plan(recipe: str, format: Literal["text", "json"] = "text") -> None:

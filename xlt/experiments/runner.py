@@ -119,7 +119,7 @@ def run_units(recipe: Recipe, units: Sequence[Unit]) -> None:
             record = finished(recipe, unit)
             print(f"xlt experiment: {unit.name} done ({record['wall_s']:.0f} s, {unit.directory}) — skipped")
     if not pending:
-        print(f"xlt experiment: {recipe.name}: nothing to run ({len(units)} units finished)")
+        print(f"xlt experiment: {recipe.name}: nothing to run ({len(units)} unit{'s' * (len(units) != 1)} finished)")
         return
     parent = parent_run(recipe)
     _set_parent_status(recipe, parent, "RUNNING")
@@ -139,7 +139,8 @@ def run_units(recipe: Recipe, units: Sequence[Unit]) -> None:
                        "argv": unit.argv(), "resumed": bool(resume), "machine": machine()}, handle, indent=1)
     if all(finished(recipe, u) is not None for u in recipe.units):
         _set_parent_status(recipe, parent, "FINISHED")
-    print(f"xlt experiment: {recipe.name}: {len(pending)} units run; report: xlt experiment report {recipe.path}")
+    print(f"xlt experiment: {recipe.name}: {len(pending)} unit{'s' * (len(pending) != 1)} run; report: "
+          f"xlt experiment report {recipe.path}")
 
 
 def _run_process(recipe: Recipe, unit: Unit, argv: list[str], parent: str | None) -> tuple[int, float]:
