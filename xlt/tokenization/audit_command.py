@@ -18,6 +18,7 @@ from typing import Any
 
 from xlt.errors import XltError
 from xlt.languages import load_panel, to_iso639_3
+from xlt.mlflow_store import stage_run
 from xlt.sources import TextSource, as_text_source, list_text_files
 from xlt.tokenization.audit import UNSAFE_NAME, AuditRow, audit_tokenizers, check_code
 from xlt.tokenization.audit_report import MARKDOWN_FILE, log_audit_to_mlflow, write_audit
@@ -283,7 +284,7 @@ def audit_command(tokenizer: list[str] | None = None, corpus: TextSource | str =
         run_id = log_audit_to_mlflow(rows, paths, experiment_name=experiment_name, tracking_uri=tracking_uri,
                                      run_name=run_name, params=params,
                                      manifests={n: getattr(t, "manifest", {}) for n, t in tokenizers.items()})
-        message += f"; MLflow run {run_id} in experiment '{experiment_name}'"
+        message += f"; MLflow run {run_id} in experiment '{stage_run(experiment_name)[0]}'"  # an experiment's own
     table = (out_dir / MARKDOWN_FILE).read_text(encoding="utf-8").split("## ", 2)[1]
     print("## " + table.rstrip() + "\n\n" + message)
     return rows
