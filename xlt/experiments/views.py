@@ -44,7 +44,7 @@ VIEW_KEYS = {
     "seed_difference": {"kind", "title", "claim", "metric", "bucket", "panel", "a", "b", "expect", "margin",
                         "scale"},
     "curve": {"kind", "title", "stage", "over", "metrics", "panel"},
-    "peaks": {"kind", "title", "stages", "claim", "order", "group"},
+    "peaks": {"kind", "title", "stages", "claim", "order", "group", "groups"},
     "transfer": {"kind", "title", "claim", "stage", "values", "task", "metric", "over", "panel", "method"},
     "sweep": {"kind", "title", "stage"},
     "recovered": {"kind", "title", "claim", "task", "treated", "baseline", "reference", "at_least", "data",
@@ -437,24 +437,42 @@ def _curve_png(title: str, over: str, points: list[Any], series: Mapping[str, Ma
 
 
 def peaks_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
-    """The probing stages' peak tables, and the claimed order of properties (peak layers non-decreasing, one
-    step up with disjoint layer CIs; any step down with disjoint CIs refutes it)."""
+    """The probing stages' peak layers of the claimed properties (for ``groups``, default the groups the order
+    names), and the claimed order of properties (peak layers non-decreasing, one step up with disjoint layer CIs;
+    any step down with disjoint CIs refutes it). The full peak table is the probe run's ``peaks.md``."""
     import csv
 
+    order = list(view.get("order") or [])
+    wanted = {(e["property"], e["metric"]) for e in order}
+    groups = set(view.get("groups") or [e["group"] for e in order if "group" in e])
     text, findings = "", []
     for stage in view["stages"]:
         for unit in recipe.units_of(stage):
             table = unit.directory / "peaks.csv"
-            if not table.is_file():
+            if runs.run(unit) is None or not table.is_file():
                 text += f"**{unit.name}**: not run.\n\n"
+                findings += [Finding(view.get("claim") or "peak order", None)] if order else []
                 continue
             rows = list(csv.DictReader(table.open(encoding="utf-8")))
-            text += f"**{unit.name}** (peak layer, 95% CI of the layer over resampled sentences)\n\n"
-            text += (unit.directory / "peaks.md").read_text(encoding="utf-8") + "\n" \
-                if (unit.directory / "peaks.md").is_file() else ""
-            if view.get("order"):
+            shown = [r for r in rows if (not wanted or (r["property"], r["metric"]) in wanted)
+                     and (not groups or r["group"] in groups)]
+            text += (f"**{unit.name}**: peak layer (0 = embeddings) with its 95% CI over resampled sentences "
+                     f"(all properties and languages: {unit.directory / 'peaks.md'})\n\n")
+            text += _table(["property", "metric", "group", "peak layer", "layer CI", "score", "score CI"], [
+                [r["property"], r["metric"], r["group"], r["peak_layer"],
+                 f"[{_layer(r['layer_ci_low'])}, {_layer(r['layer_ci_high'])}]", f"{float(r['score']):.3f}",
+                 f"[{_score(r['score_ci_low'])}, {_score(r['score_ci_high'])}]"] for r in shown]) + "\n"
+            if order:
                 findings.append(_order_finding(view, rows, unit.name))
     return ViewOutput(text, findings)
+
+
+def _layer(text: str) -> str:
+    return "–" if text in ("", "None") else str(int(float(text)))
+
+
+def _score(text: str) -> str:
+    return "–" if text in ("", "None") else f"{float(text):.3f}"
 
 
 def _order_finding(view: Mapping[str, Any], rows: list[dict[str, str]], unit: str) -> Finding:
