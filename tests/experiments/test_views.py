@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from xlt.experiments.paired_views import difference_view, recovered_view
 from xlt.experiments.recipe import load_recipe
-from xlt.experiments.views import difference_view, recovered_view
 
 
 class PlantedRuns:

@@ -12,7 +12,9 @@ from pathlib import Path
 from xlt.atomic import atomic_file
 from xlt.experiments.recipe import Recipe
 from xlt.experiments.runner import finished, parent_run, tracking_uri
-from xlt.experiments.views import Finding, StageRuns, ViewOutput, render_view
+from xlt.experiments.stage_runs import StageRuns
+from xlt.experiments.view_parts import Finding, ViewOutput
+from xlt.experiments.views import render_view
 
 PREAMBLE = """\
 Every number below was measured by xlt on the machine named with each experiment, from the MLflow runs of the
