@@ -29,7 +29,7 @@ from xlt.experiments.view_parts import (
 )
 
 
-def scores_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+def scores_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """Rows: stage labels; columns: task × group; cells: mean ± std over the stage's units [mean CI] (%)."""
     tasks = list(view.get("tasks") or [])
     groups = list(view.get("groups") or ["macro"])
@@ -61,7 +61,7 @@ def scores_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> Vie
         rows.append(row)
     return ViewOutput(table(header, rows))
 
-def seed_difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+def seed_difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """A claimed difference of a logged metric between two units, paired over seeds."""
     claim = view.get("claim") or view.get("title") or view["metric"]
     a, b = view["a"], view["b"]
@@ -172,7 +172,7 @@ def sweep_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: s
         text += "\n"
     return ViewOutput(text, files=files)
 
-def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """The transfer matrix over the stage's source languages and its correlation with typological distance."""
     import numpy as np
 
@@ -220,7 +220,7 @@ def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> V
     return ViewOutput(text, [Finding(claim, Evidence(verdict, effect, low, high, len(correlation.pairs), detail),
                                      detail)])
 
-def peaks_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+def peaks_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """The probing stages' peak layers of the claimed properties (for ``groups``, default the groups the order
     names), and the claimed order of properties (peak layers non-decreasing, one step up with disjoint layer CIs;
     any step down with disjoint CIs refutes it). The full peak table is the probe run's ``peaks.md``."""

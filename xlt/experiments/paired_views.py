@@ -57,7 +57,7 @@ def _sides(recipe: Recipe, view: Mapping[str, Any], names: Sequence[str]) -> tup
 def _seed_name(seed: Any) -> str:
     return "–" if seed is None else str(seed)
 
-def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """A claimed paired difference over examples, per seed, from the prediction files the units' runs logged."""
     from xlt.evaluation.bootstrap import paired_bootstrap
 
@@ -91,7 +91,7 @@ def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) ->
         text += f"\nOver {len(pairs)} seeds: a − b = {statistics.mean(diffs):+.1f} ± {statistics.stdev(diffs):.1f}.\n"
     return ViewOutput(text, [Finding(claim, evidence, evidence.detail, scale=100, unit=" pts")])
 
-def recovered_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any]) -> ViewOutput:
+def recovered_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """The share of a gap an intervention recovers, ``(treated - baseline) / (reference - baseline)``, on rows the
     three sides share (one test file, or a parallel test set), resampled jointly per seed."""
     import numpy as np

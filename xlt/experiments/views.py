@@ -84,20 +84,13 @@ def check_views(recipe: Recipe) -> None:
             raise XltError(f"{where}: expect must be one of {', '.join(EXPECT)} (greater: a > b is claimed; "
                            "not_greater: a - b <= margin)")
 
+
+VIEWS = {"scores": scores_view, "difference": difference_view, "recovered": recovered_view,
+         "seed_difference": seed_difference_view, "curve": curve_view, "sweep": sweep_view,
+         "transfer": transfer_view, "peaks": peaks_view}
+"""Kind -> view: ``view(recipe, runs, spec, name)`` (``name`` prefixes the files a view makes)."""
+
+
 def render_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
-    kind = view["kind"]
-    if kind == "scores":
-        return scores_view(recipe, runs, view)
-    if kind == "difference":
-        return difference_view(recipe, runs, view)
-    if kind == "seed_difference":
-        return seed_difference_view(recipe, runs, view)
-    if kind == "curve":
-        return curve_view(recipe, runs, view, name)
-    if kind == "transfer":
-        return transfer_view(recipe, runs, view)
-    if kind == "recovered":
-        return recovered_view(recipe, runs, view)
-    if kind == "sweep":
-        return sweep_view(recipe, runs, view, name)
-    return peaks_view(recipe, runs, view)
+    """One view of the page (its kind checked by :func:`check_views`)."""
+    return VIEWS[view["kind"]](recipe, runs, view, name)
