@@ -42,9 +42,10 @@ def log_path(recipe: Recipe, unit: Unit) -> Path:
 
 
 def finished(recipe: Recipe, unit: Unit) -> dict[str, Any] | None:
-    """The unit's completion record (``wall_s``, ``finished``, ``argv``), ``None`` while it has not finished."""
+    """The unit's completion record (``wall_s``, ``finished``, ``argv``, ``machine``); ``None`` while it has not
+    finished, or when its output directory has been deleted since (then it runs again)."""
     path = done_path(recipe, unit)
-    if not path.is_file():
+    if not path.is_file() or not unit.directory.exists():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
 
