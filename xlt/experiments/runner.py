@@ -23,7 +23,7 @@ from typing import Any
 
 from xlt.atomic import atomic_file
 from xlt.errors import XltError
-from xlt.experiments.recipe import Recipe, Unit
+from xlt.experiments.recipe import LIGHTNING, Recipe, Unit
 from xlt.mlflow_store import STAGE_ENV, default_tracking_uri, get_or_create_experiment
 
 PARENT_TAG = "xlt.experiment.parent"
@@ -129,6 +129,8 @@ def run_units(recipe: Recipe, units: Sequence[Unit]) -> None:
         how = " (resuming from checkpoints/last.ckpt)" if resume else ""
         print(f"xlt experiment: [{index}/{len(pending)}] {unit.name}: xlt {' '.join(unit.command)} -> "
               f"{unit.directory}{how}", flush=True)
+        if unit.command[0] in LIGHTNING:  # a test-only stage may write nothing under its root; suite commands
+            unit.directory.mkdir(parents=True, exist_ok=True)  # create (and refuse existing) outputs themselves
         code, wall = _run_process(recipe, unit, [*unit.argv(), *resume], parent)
         if code != 0:
             _set_parent_status(recipe, parent, "FAILED")
