@@ -30,6 +30,11 @@ METRICS = {"xnli": "acc", "pawsx": "acc", "udpos": "acc", "ner": "f1", "qa": "f1
 """The metric a prediction file is scored with, per task (each head's primary metric)."""
 
 
+def prediction_file_name(task: str, code: str) -> str:
+    """The name a test run gives language ``code``'s prediction file: ``test-<code>.json`` for QA, ``.tsv`` else."""
+    return f"test-{code}.{'json' if task == 'qa' else 'tsv'}"
+
+
 def prediction_language(path: str | Path) -> str:
     """The language code in a prediction file's name (``test-qaj.tsv`` → ``qaj``)."""
     match = PREDICTION_FILE.match(Path(path).name)

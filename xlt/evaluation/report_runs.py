@@ -90,7 +90,7 @@ def collect(experiment: str, tracking_uri: str | None = None, filter: str = "", 
     :func:`~xlt.evaluation.report.report`)."""
     client, uri = _client(tracking_uri)
     found = _experiment(client, experiment, uri)
-    runs = [r for r in _search(client, found.experiment_id, filter) if REPORT_TAG not in r.data.tags]
+    runs = [r for r in search_runs(client, found.experiment_id, filter) if REPORT_TAG not in r.data.tags]
     if not include_unfinished:
         runs = [r for r in runs if r.info.status == "FINISHED"]
     task_runs = [tr for run in runs for tr in task_runs_of(run, stage, label_tags)]
@@ -252,7 +252,9 @@ def _experiment(client: MlflowClient, name: str, uri: str) -> Experiment:
     raise XltError(f"experiment '{name}' {state} in {uri} — available experiments: {shown or 'none'}")
 
 
-def _search(client: MlflowClient, experiment_id: str, filter: str) -> list[Run]:
+def search_runs(client: MlflowClient, experiment_id: str, filter: str) -> list[Run]:
+    """Every active run of the experiment that matches ``filter``, oldest first (all pages); an invalid filter is
+    an :class:`XltError`."""
     runs: list[Run] = []
     token = None
     while True:

@@ -13,27 +13,29 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from xlt.evaluation.predictions import METRICS  # each task's primary metric
 from xlt.experiments.recipe import Recipe, Unit
 from xlt.experiments.stage_runs import StageRuns
 from xlt.experiments.verdicts import Evidence, from_seed_differences
 from xlt.experiments.view_parts import (
-    DEFAULT_METRICS,
     Finding,
     ViewOutput,
     by_seed,
     matching,
     metric_value,
-    pct,
     side_name,
     table,
 )
 
 
 def scores_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
-    """Rows: stage labels; columns: task × group; cells: mean ± std over the stage's units [mean CI] (%)."""
+    """Rows: stage labels; columns: task × group; cells: mean ± std over the stage's units [mean CI] (%), read and
+    aggregated as ``xlt report`` does (:func:`~xlt.evaluation.report_runs.task_runs_of`, ``aggregate``)."""
+    from xlt.evaluation.report_runs import aggregate, task_runs_of
+
     tasks = list(view.get("tasks") or [])
     groups = list(view.get("groups") or ["macro"])
-    metrics = {**DEFAULT_METRICS, **dict(view.get("metrics") or {})}
+    metrics = {**METRICS, **dict(view.get("metrics") or {})}
     header = ["model"] + [f"{task} {metrics[task]} {group}" for task in tasks for group in groups]
     rows = []
     by_label: dict[str, list[Unit]] = defaultdict(list)  # a row per label: its units across the stages (tasks)
@@ -41,25 +43,20 @@ def scores_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: 
         for unit in recipe.units_of(stage):
             by_label[unit.label].append(unit)
     for label, units in by_label.items():
-        logged = [m for m in (runs.metrics(u) for u in units) if m is not None]
+        logged = [run for run in (runs.run(u) for u in units) if run is not None]
+        scores: dict[tuple[str, str], list[tuple[Any, str]]] = defaultdict(list)  # (task, group) -> (score, run)
+        for run in logged:
+            for task_run in task_runs_of(run, "test", ()):
+                for group, score in task_run.scores.get(metrics.get(task_run.task, ""), {}).items():
+                    scores[(task_run.task, group)].append((score, run.info.run_id))
         row = [f"{label} ({len(logged)}/{len(units)} runs)"]
         for task in tasks:
             for group in groups:
-                key = f"test/{task}/{metrics[task]}/{group}"
-                values = [m[key] for m in logged if key in m]
-                if not values:
-                    row.append("–")
-                    continue
-                text = pct(statistics.mean(values))
-                if len(values) > 1:
-                    text += f" ± {pct(statistics.stdev(values))}"
-                lows = [m.get(f"test/{task}/{metrics[task]}_ci_low/{group}") for m in logged if key in m]
-                highs = [m.get(f"test/{task}/{metrics[task]}_ci_high/{group}") for m in logged if key in m]
-                if all(v is not None for v in lows + highs):
-                    text += f" [{pct(statistics.mean(lows))}, {pct(statistics.mean(highs))}]"
-                row.append(text)
+                found = scores.get((task, group))
+                row.append(aggregate(*zip(*found, strict=True)).format() if found else "–")
         rows.append(row)
     return ViewOutput(table(header, rows))
+
 
 def seed_difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """A claimed difference of a logged metric between two units, paired over seeds."""
@@ -85,6 +82,7 @@ def seed_difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any
     evidence = from_seed_differences(diffs, view["expect"], float(view.get("margin", 0.0)))
     text += table(["seed", "a", "b", "a − b"], rows)
     return ViewOutput(text, [Finding(claim, evidence, evidence.detail)])
+
 
 def curve_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
     """Logged metrics over one matrix key: mean ± std over the other keys (seeds), a table and a PNG."""
@@ -115,6 +113,7 @@ def curve_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: s
     text = f"**{title}**\n\n" + table(header, rows)
     return ViewOutput(text + f"\n![{title}]({name}.png)\n", files={f"{name}.png": png})
 
+
 def _curve_png(title: str, over: str, points: list[Any], series: Mapping[str, Mapping[Any, list[float]]]) -> bytes:
     import io
 
@@ -136,6 +135,7 @@ def _curve_png(title: str, over: str, points: list[Any], series: Mapping[str, Ma
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     return buffer.getvalue()
+
 
 def sweep_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str) -> ViewOutput:
     """The study's Pareto-optimal trials (objectives minimised, as xlt's loss objectives are) and its front plot."""
@@ -172,6 +172,7 @@ def sweep_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: s
         text += "\n"
     return ViewOutput(text, files=files)
 
+
 def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """The transfer matrix over the stage's source languages and its correlation with typological distance."""
     import numpy as np
@@ -180,7 +181,7 @@ def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name
     from xlt.languages import load_panel
 
     task, over = view["task"], view.get("over", "source")
-    metric = view.get("metric") or DEFAULT_METRICS[task]
+    metric = view.get("metric") or METRICS[task]
     claim = view.get("claim") or "transfer declines with typological distance"
     panel = load_panel(view.get("panel") or "synthetic")
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -220,6 +221,7 @@ def transfer_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name
     return ViewOutput(text, [Finding(claim, Evidence(verdict, effect, low, high, len(correlation.pairs), detail),
                                      detail)])
 
+
 def peaks_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """The probing stages' peak layers of the claimed properties (for ``groups``, default the groups the order
     names), and the claimed order of properties (peak layers non-decreasing, one step up with disjoint layer CIs;
@@ -250,11 +252,14 @@ def peaks_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: s
                 findings.append(_order_finding(view, rows, unit.name))
     return ViewOutput(text, findings)
 
+
 def _layer(text: str) -> str:
     return "–" if text in ("", "None") else str(int(float(text)))
 
+
 def _score(text: str) -> str:
     return "–" if text in ("", "None") else f"{float(text):.3f}"
+
 
 def _order_finding(view: Mapping[str, Any], rows: list[dict[str, str]], unit: str) -> Finding:
     claim = view.get("claim") or "properties peak in the claimed order"
@@ -279,6 +284,7 @@ def _order_finding(view: Mapping[str, Any], rows: list[dict[str, str]], unit: st
         verdict, detail = "inconclusive", f"no step separated by disjoint layer CIs: {order}"
     effect = float(layers[-1][0] - layers[0][0])
     return Finding(claim, Evidence(verdict, effect, math.nan, math.nan, 1, detail), detail)
+
 
 def _num(text: str, fallback: str) -> float:
     return float(text) if text not in ("", "None") else float(fallback)

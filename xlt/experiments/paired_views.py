@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XltError
+from xlt.evaluation.predictions import METRICS  # each task's primary metric
 from xlt.experiments.recipe import Recipe
 from xlt.experiments.stage_runs import StageRuns
 from xlt.experiments.verdicts import from_pairs
 from xlt.experiments.view_parts import (
-    DEFAULT_METRICS,
     Finding,
     ViewOutput,
     by_seed,
@@ -45,6 +45,7 @@ class _Gold:
                 self.splits[code] = gold_split(task, self.source, code)
         return [score_predictions(task, f, self.splits[c]) for f, c in zip(files, codes, strict=True)]
 
+
 def _sides(recipe: Recipe, view: Mapping[str, Any], names: Sequence[str]) -> tuple[list[list[str]], list[dict]]:
     """Each side's languages (equally many) and its units by seed."""
     codes = [side_languages(view, view[name], None) for name in names]
@@ -54,8 +55,10 @@ def _sides(recipe: Recipe, view: Mapping[str, Any], names: Sequence[str]) -> tup
     units = [by_seed(matching(recipe, view[name]["stage"], view[name].get("values"))) for name in names]
     return codes, units
 
+
 def _seed_name(seed: Any) -> str:
     return "–" if seed is None else str(seed)
+
 
 def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """A claimed paired difference over examples, per seed, from the prediction files the units' runs logged."""
@@ -80,7 +83,7 @@ def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], na
         rows.append([_seed_name(seed), pct(score_a), pct(score_b), f"{100 * comparison.difference:+.1f}",
                      f"[{100 * comparison.low:+.1f}, {100 * comparison.high:+.1f}]", f"{comparison.p_value:.3f}"])
     a, b = view["a"], view["b"]
-    text = (f"**{claim}** — {task} {DEFAULT_METRICS[task]}, a = {a['stage']} {'/'.join(codes_a)}, "
+    text = (f"**{claim}** — {task} {METRICS[task]}, a = {a['stage']} {'/'.join(codes_a)}, "
             f"b = {b['stage']} {'/'.join(codes_b)} (macro over languages)\n\n")
     if not pairs:
         return ViewOutput(text + "Not run: no unit pair with prediction files.\n", [Finding(claim, None)])
@@ -90,6 +93,7 @@ def difference_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], na
         diffs = [100 * p.difference for p in pairs]
         text += f"\nOver {len(pairs)} seeds: a − b = {statistics.mean(diffs):+.1f} ± {statistics.stdev(diffs):.1f}.\n"
     return ViewOutput(text, [Finding(claim, evidence, evidence.detail, scale=100, unit=" pts")])
+
 
 def recovered_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], name: str = "") -> ViewOutput:
     """The share of a gap an intervention recovers, ``(treated - baseline) / (reference - baseline)``, on rows the
@@ -125,7 +129,7 @@ def recovered_view(recipe: Recipe, runs: StageRuns, view: Mapping[str, Any], nam
         rows.append([_seed_name(seed), *(pct(v) for v in observed), f"{100 * share:.1f} %",
                      f"[{100 * low:.1f}, {100 * high:.1f}]"])
     sides = ", ".join(f"{n} = {view[n]['stage']} {'/'.join(c)}" for n, c in zip(names, codes, strict=True))
-    text = f"**{claim}** — {task} {DEFAULT_METRICS[task]}; {sides}\n\n"
+    text = f"**{claim}** — {task} {METRICS[task]}; {sides}\n\n"
     if not pairs:
         return ViewOutput(text + "Not run: no units with prediction files.\n", [Finding(claim, None)])
     evidence = from_pairs(pairs, "greater", at_least)

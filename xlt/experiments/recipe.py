@@ -58,6 +58,11 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 SELF = "self"
 
 
+def unit_name(stage: str, values: tuple[tuple[str, Any], ...]) -> str:
+    """``stage`` or ``stage[key=value,...]`` for a unit with matrix values."""
+    return stage + ("[" + ",".join(f"{k}={v}" for k, v in values) + "]" if values else "")
+
+
 @dataclass(frozen=True)
 class Unit:
     """One command the runner executes: a stage for one combination of its matrix values.
@@ -87,9 +92,7 @@ class Unit:
     @property
     def name(self) -> str:
         """``stage`` or ``stage[key=value,...]``."""
-        if not self.values:
-            return self.stage
-        return self.stage + "[" + ",".join(f"{k}={v}" for k, v in self.values) + "]"
+        return unit_name(self.stage, self.values)
 
     @property
     def seed(self) -> Any:
@@ -283,6 +286,7 @@ def _units(path: Path, experiment: str, stages: Mapping[str, Any], root: Path) -
         depends[stage] = list(dict.fromkeys([*spec["needs"], *refs]))
     order = _stage_order(path, depends)
     units: dict[str, Unit] = {}
+    texts: dict[tuple[str, ...], str] = {}
     for stage in order:
         spec = specs[stage]
         for values in matrices[stage]:
@@ -300,21 +304,22 @@ def _units(path: Path, experiment: str, stages: Mapping[str, Any], root: Path) -
             if spec["command"] in LIGHTNING and "seed" in dict(values):
                 args.setdefault("seed_everything", "${matrix:seed}")
             configs = [str(c) for c in _substitute(spec["configs"], lambda m: replace(m, "<self>"))]
-            config_text = _read_configs(path, f"stages.{stage}.configs", configs)
+            if tuple(configs) not in texts:  # matrix units usually share their config files
+                texts[tuple(configs)] = _read_configs(path, f"stages.{stage}.configs", configs)
+            config_text = texts[tuple(configs)]
             label = str(_substitute(str(spec.get("label") or stage), lambda m: replace(m, "<self>")))
             pending = _substitute(args, lambda m: replace(m, "<self>"))
             digest = hashlib.sha256(json.dumps(
                 [spec["command"], config_text, pending, [u.hash for u in needed], list(values)],
                 sort_keys=True, default=str).encode()).hexdigest()[:12]
-            base = Unit(stage, values, tuple(spec["command"].split()), (), (), (), digest, Path(), "")
-            directory = root / experiment / f"{base.name}-{digest}".replace("[", "_").replace("]", "") \
-                .replace(",", "_").replace("=", "")
+            directory = root / experiment / f"{unit_name(stage, values)}-{digest}".replace("[", "_") \
+                .replace("]", "").replace(",", "_").replace("=", "")
             resolved = _substitute(args, lambda m, own=str(directory): replace(m, own))
             option = OUTPUT_OPTIONS[spec["command"]]
             options = [(option, str(directory))] + [
                 ("--" + str(key).removeprefix("--"), _option_value(value)) for key, value in resolved.items()
                 if "--" + str(key).removeprefix("--") != option]
-            unit = Unit(stage, values, base.command, tuple(configs), tuple(options),
+            unit = Unit(stage, values, tuple(spec["command"].split()), tuple(configs), tuple(options),
                         tuple(u.name for u in needed), digest, directory, label)
             units[unit.name] = unit
     return list(units.values())

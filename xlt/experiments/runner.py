@@ -108,17 +108,18 @@ def select(recipe: Recipe, only: Sequence[str] | None) -> list[Unit]:
 def run_units(recipe: Recipe, units: Sequence[Unit]) -> None:
     """Run the unfinished ``units`` in order; a unit whose dependencies are unfinished (and not among ``units``)
     is an error before anything runs. A failing unit stops the run with its exit code."""
+    records = {u.name: finished(recipe, u) for u in recipe.units}
     chosen = {u.name for u in units}
     for unit in units:
-        missing = [n for n in unit.needs if n not in chosen and finished(recipe, recipe.unit(n)) is None]
+        missing = [n for n in unit.needs if n not in chosen and records[n] is None]
         if missing:
             raise XltError(f"stage {unit.name} needs {', '.join(missing)}, which has not finished — run it first "
                            f"(xlt experiment run {recipe.path} --only '{missing[0]}') or drop --only")
-    pending = [u for u in units if finished(recipe, u) is None]
+    pending = [u for u in units if records[u.name] is None]
     for unit in units:
-        if unit not in pending:
-            record = finished(recipe, unit)
-            print(f"xlt experiment: {unit.name} done ({record['wall_s']:.0f} s, {unit.directory}) — skipped")
+        if records[unit.name] is not None:
+            print(f"xlt experiment: {unit.name} done ({records[unit.name]['wall_s']:.0f} s, {unit.directory}) — "
+                  "skipped")
     if not pending:
         print(f"xlt experiment: {recipe.name}: nothing to run ({len(units)} unit{'s' * (len(units) != 1)} finished)")
         return

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xlt.evaluation.predictions import prediction_file_name
+from xlt.evaluation.report_runs import search_runs
 from xlt.experiments.recipe import Recipe, Unit
 
 
@@ -20,14 +22,8 @@ class StageRuns:
         if experiment is None:
             return
         query = f"tags.`xlt.experiment` = '{recipe.name}' and attributes.status = 'FINISHED'"
-        runs, token = [], None
-        while True:
-            page = client.search_runs([experiment.experiment_id], query, max_results=1000, page_token=token)
-            runs += list(page)
-            token = page.token
-            if not token:
-                break
-        for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
+        runs = search_runs(client, experiment.experiment_id, query)
+        for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):  # the latest run wins
             if "xlt.trial" in run.data.tags:
                 continue
             self.by_hash[run.data.tags.get("xlt.experiment.hash", "")] = run
@@ -41,7 +37,7 @@ class StageRuns:
         run = self.run(unit)
         if run is None:
             return None
-        names = [f"test-{code}.{'json' if task == 'qa' else 'tsv'}" for code in codes]
+        names = [prediction_file_name(task, code) for code in codes]
         target = self.downloads / run.info.run_id
         if not target.is_dir():
             target.mkdir(parents=True)

@@ -4,6 +4,7 @@ the languages a side scores, a logged metric (optionally a bucket mean) and the 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,8 +14,6 @@ from xlt.errors import XltError
 from xlt.evaluation import markdown
 from xlt.experiments.recipe import Recipe, Unit
 from xlt.experiments.verdicts import Evidence
-
-DEFAULT_METRICS = {"xnli": "acc", "pawsx": "acc", "udpos": "acc", "ner": "f1", "qa": "f1", "retrieval": "p1"}
 
 
 @dataclass
@@ -31,6 +30,7 @@ class Finding:
     def verdict(self) -> str:
         return self.evidence.verdict if self.evidence is not None else "not run"
 
+
 @dataclass
 class ViewOutput:
     """One view's Markdown, the claims it judged and the files (plots) it made, by name."""
@@ -39,32 +39,42 @@ class ViewOutput:
     findings: list[Finding] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
 
+
 def matching(recipe: Recipe, stage: str, values: Mapping[str, Any] | None) -> list[Unit]:
     """The units of ``stage`` whose matrix values include ``values``, in matrix order."""
     wanted = dict(values or {})
     return [u for u in recipe.units_of(stage) if all(dict(u.values).get(k) == v for k, v in wanted.items())]
 
+
 def by_seed(units: Sequence[Unit]) -> dict[Any, Unit]:
     return {u.seed: u for u in units}
+
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(markdown.table(header, rows)) + "\n"
 
+
 def pct(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
+
+
+@functools.cache
+def panel_buckets(panel: str | None) -> dict[str, str]:
+    """Language code -> resource bucket of a panel (default the synthetic one), read once per report."""
+    from xlt.languages import load_panel
+
+    return {lang.code: lang.bucket for lang in load_panel(panel or "synthetic")}
+
 
 def side_languages(view: Mapping[str, Any], side: Mapping[str, Any], panel_name: str | None) -> list[str]:
     if side.get("languages"):
         return [str(code) for code in side["languages"]]
     if side.get("bucket"):
-        from xlt.languages import load_panel
-
-        panel = load_panel(panel_name or "synthetic")
-        return [lang.code for lang in panel if lang.bucket == side["bucket"]]
+        return [code for code, bucket in panel_buckets(panel_name).items() if bucket == side["bucket"]]
     raise XltError(f"difference view '{view.get('title', '')}': give languages or bucket for side {side['stage']}")
 
+
 def metric_value(metrics: Mapping[str, float], metric: str, bucket: str | None, panel: str | None) -> float | None:
-    from xlt.languages import load_panel
     from xlt.tuning.objectives import Objective
 
     if "*" in metric:  # a name with a part the stage chose (an audit's tokenizer directory): one match
@@ -72,11 +82,11 @@ def metric_value(metrics: Mapping[str, float], metric: str, bucket: str | None, 
         if len(matches) != 1:
             return None
         metric = matches[0]
-    buckets = {lang.code: lang.bucket for lang in load_panel(panel or "synthetic")}
     try:
-        return Objective("view", metric, bucket=bucket).value(metrics, buckets)
+        return Objective("view", metric, bucket=bucket).value(metrics, panel_buckets(panel))
     except XltError:
         return None
+
 
 def side_name(side: Mapping[str, Any]) -> str:
     values = ", ".join(f"{k}={v}" for k, v in dict(side.get("values") or {}).items())

@@ -51,7 +51,9 @@ VIEW_KEYS = {
                   "cache_dir", "n_boot"},
 }
 
+
 SIDE_KEYS = {"stage", "values", "languages", "bucket"}
+
 
 EXPECT = ("greater", "less", "not_greater", "not_less")
 
