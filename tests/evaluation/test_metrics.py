@@ -362,6 +362,21 @@ def test_retrieval_p1_both_directions_hand_case():
     np.testing.assert_array_equal(metric.per_example("tgt2src").values[:, 0], [1, 0, 1])
 
 
+def test_retrieval_p1_centring_removes_a_language_offset():
+    """A planted language offset: source = meaning + a large shared vector. Plain cosine then ranks every target by
+    its projection on the offset (P@1 at chance); centring each side recovers the meanings (P@1 = 1)."""
+    generator = torch.Generator().manual_seed(0)
+    meanings = torch.randn(200, 16, generator=generator)
+    offset = torch.zeros(16)
+    offset[0] = 50.0
+    plain, centred = RetrievalP1(), RetrievalP1(center=True)
+    for metric in (plain, centred):
+        metric.update(meanings + offset, meanings)
+    assert centred.compute()["mean"].item() == 1.0
+    assert plain.compute()["src2tgt"].item() < 0.1
+    np.testing.assert_array_equal(centred.per_example("src2tgt").values[:, 0], np.ones(200))
+
+
 def test_metrics_sync_list_states_across_ranks():
     """Two simulated ranks: rank 0 gathers its own and rank 1's states (cat), so retrieval runs over all pairs."""
     source, target = _retrieval_case()

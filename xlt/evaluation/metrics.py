@@ -442,10 +442,15 @@ class RetrievalP1(_PerExampleMetric):
     ``update(source, target)`` adds aligned sentence embeddings ``[B, D]`` (row i of each is a translation pair);
     retrieval runs over *all* pairs seen (and gathered from all ranks) at ``compute()``. Returns
     ``{"src2tgt": ..., "tgt2src": ..., "mean": ...}``.
+
+    ``center=True`` subtracts each side's mean embedding before the cosine (per-language centring, Libovický et
+    al. 2020, "On the Language Neutrality of Pre-trained Multilingual Representations"): a language-specific
+    offset shared by all of a side's sentences then no longer dominates the similarity.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, center: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.center = center
         self.add_state("source", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
 
@@ -457,14 +462,22 @@ class RetrievalP1(_PerExampleMetric):
         self.source.append(source.detach().float())
         self.target.append(target.detach().float())
 
-    def _hits(self, source: Tensor, target: Tensor) -> dict[str, Tensor]:
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """Both sides' embeddings as retrieval compares them (centred when ``center``); call within a sync."""
+        source, target = self._cat("source"), self._cat("target")
+        if self.center and source.numel():
+            source, target = source - source.mean(dim=0), target - target.mean(dim=0)
+        return source, target
+
+    def _hits(self) -> dict[str, Tensor]:
+        source, target = self.embeddings()
         if source.numel() == 0:
             return {d: torch.zeros(0, dtype=torch.bool) for d in DIRECTIONS}
         return dict(zip(DIRECTIONS, retrieval_hits(source, target), strict=True))
 
     def compute(self) -> dict[str, Tensor]:
         """P@1 per direction and their mean."""
-        hits = self._hits(self._cat("source"), self._cat("target"))
+        hits = self._hits()
         out = {d: h.double().mean() if h.numel() else _zero() for d, h in hits.items()}
         out["mean"] = (out["src2tgt"] + out["tgt2src"]) / 2
         return out
@@ -475,5 +488,5 @@ class RetrievalP1(_PerExampleMetric):
             raise ValueError(f"RetrievalP1.per_example: direction must be one of {DIRECTIONS}, got {direction!r}")
         with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync,
                                should_unsync=self._should_unsync):
-            hits = self._hits(self._cat("source"), self._cat("target"))
+            hits = self._hits()
         return PerExample.mean(hits[direction].double().numpy())

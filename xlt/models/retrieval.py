@@ -72,7 +72,7 @@ class IndexedRetrievalP1(RetrievalP1):
         with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync,
                                should_unsync=self._should_unsync):
             rows = self._cat("index", torch.long)
-            positions = nearest_neighbours(self._cat("source"), self._cat("target"))
+            positions = nearest_neighbours(*self.embeddings())
         return rows, rows[positions]
 
 
@@ -94,6 +94,7 @@ class Retrieval(TaskModule):
         tokenizer: str | None = None,
         languages: list[str] | None = None,
         layer: int | None = None,
+        center: bool = False,
         n_boot: int = 1000,
         exclude_from_aggregates: list[str] | None = None,
         predictions_dir: str | None = None,
@@ -110,6 +111,9 @@ class Retrieval(TaskModule):
             layer: index into the encoder's hidden states whose mean is the sentence embedding: ``0`` =
                 embedding output, ``i`` = output of layer ``i``, negative = from the top (``-1`` = last).
                 Default: ``num_hidden_layers // 2 + 1`` (XTREME's layer 7 of 12).
+            center: subtract each language's mean sentence embedding (and the pivot's) before the cosine —
+                per-language centring (Libovický et al., 2020), which removes the language-specific offset of an
+                encoder's embeddings. Default: off, XTREME's protocol.
             n_boot: bootstrap resamples of the confidence intervals.
             exclude_from_aggregates: languages reported on their own but left out of macro and group means.
             predictions_dir: write each language's nearest pivot rows (``test-<lang>.tsv``, XTREME layout) here.
@@ -121,13 +125,13 @@ class Retrieval(TaskModule):
                          test_after_fit=False, seed=seed)
         # this signature's arguments only: the base's optimizer and export settings do not apply
         self.save_hyperparameters(ignore=["lr", "weight_decay", "warmup_ratio", "export_dir", "test_after_fit"])
-        self.layer = layer
+        self.layer, self.center = layer, center
         self.layer_index: int | None = None
 
     # ------------------------------------------------------------------------------------------ construction
     def new_metric(self) -> Metric:
         """P@1 in both directions, keeping row indices for prediction files."""
-        return IndexedRetrievalP1()
+        return IndexedRetrievalP1(center=self.center)
 
     def setup(self, stage: str) -> None:
         """Refuse ``fit``; otherwise take languages and panel from the data module."""
