@@ -27,6 +27,7 @@ from xlt.evaluation.metrics import (
     mixed_segmentation,
     mlqa_defines,
     mlqa_undefined_note,
+    nearest_neighbours,
     normalize_answer,
     retrieval_hits,
     span_counts,
@@ -344,6 +345,12 @@ def _retrieval_case() -> tuple[torch.Tensor, torch.Tensor]:
     source = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
     target = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     return source, target
+
+
+def test_nearest_neighbours_use_cosine_not_dot_product() -> None:
+    queries = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    keys = torch.tensor([[10.0, 2.0], [0.1, 1.0]])  # dot product would send query 0 to key 0
+    assert nearest_neighbours(queries, keys).tolist() == [1, 0]
 
 
 def test_retrieval_p1_both_directions_hand_case():

@@ -14,7 +14,7 @@ from transformers import AutoTokenizer
 from xlt.cli import main
 from xlt.datamodules.retrieval import RetrievalDataModule
 from xlt.errors import XltError
-from xlt.models.retrieval import Retrieval, mean_pool, nearest_neighbours
+from xlt.models.retrieval import Retrieval, mean_pool
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
         "max_position_embeddings": 130}
@@ -63,12 +63,6 @@ def test_mean_pool_excludes_special_tokens_and_padding() -> None:
     assert pooled.tolist() == [[2.0, 20.0], [2.5, 25.0], [6.0, 60.0]]
     assert mean_pool(hidden, attention).tolist()[0] == [2.0, 20.0]  # without a special mask: padding only
     assert mean_pool(hidden, torch.zeros_like(attention)).tolist()[0] == [0.0, 0.0]
-
-
-def test_nearest_neighbours_use_cosine_not_dot_product() -> None:
-    queries = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-    keys = torch.tensor([[10.0, 2.0], [0.1, 1.0]])  # dot product would send query 0 to key 0
-    assert nearest_neighbours(queries, keys).tolist() == [1, 0]
 
 
 def test_layer_defaults_to_xtreme_middle_layer_and_is_checked() -> None:

@@ -414,6 +414,16 @@ class SquadF1EM(_PerExampleMetric):
 DIRECTIONS = ("src2tgt", "tgt2src")
 
 
+def nearest_neighbours(queries: Tensor, keys: Tensor, chunk_size: int = 4096) -> Tensor:
+    """Row index of each query's cosine-nearest key (ties: the lowest index, as ``argmax``), in float64 and chunks
+    of ``chunk_size`` queries."""
+    q = torch.nn.functional.normalize(queries.double(), dim=1)
+    k = torch.nn.functional.normalize(keys.double(), dim=1)
+    if not len(q):
+        return torch.zeros(0, dtype=torch.long)
+    return torch.cat([(q[i:i + chunk_size] @ k.T).argmax(dim=1) for i in range(0, len(q), chunk_size)]).cpu()
+
+
 def retrieval_hits(source: Tensor, target: Tensor, chunk_size: int = 4096) -> tuple[Tensor, Tensor]:
     """Per-sentence P@1 hits of cosine nearest-neighbour retrieval between aligned embeddings.
 
@@ -424,16 +434,9 @@ def retrieval_hits(source: Tensor, target: Tensor, chunk_size: int = 4096) -> tu
     if source.ndim != 2 or source.shape != target.shape:
         raise ValueError(f"retrieval_hits: source {tuple(source.shape)} and target {tuple(target.shape)} "
                          "must both be [N, D]")
-    src = torch.nn.functional.normalize(source.double(), dim=1)
-    tgt = torch.nn.functional.normalize(target.double(), dim=1)
-    n = src.shape[0]
-    gold = torch.arange(n)
-    hits = []
-    for queries, keys in ((src, tgt), (tgt, src)):
-        best = torch.cat([(queries[i:i + chunk_size] @ keys.T).argmax(dim=1) for i in range(0, n, chunk_size)]) \
-            if n else torch.zeros(0, dtype=torch.long)
-        hits.append(best.cpu() == gold)
-    return hits[0], hits[1]
+    gold = torch.arange(source.shape[0])
+    return (nearest_neighbours(source, target, chunk_size) == gold,
+            nearest_neighbours(target, source, chunk_size) == gold)
 
 
 class RetrievalP1(_PerExampleMetric):

@@ -28,7 +28,7 @@ from transformers import AutoModel
 
 from xlt.errors import XltError
 from xlt.evaluation.bootstrap import PerExample
-from xlt.evaluation.metrics import RetrievalP1
+from xlt.evaluation.metrics import RetrievalP1, nearest_neighbours
 from xlt.models.task import TaskModule
 
 
@@ -44,15 +44,6 @@ def mean_pool(hidden: Tensor, attention_mask: Tensor, special_tokens_mask: Tenso
         mask = torch.where(content.any(dim=1, keepdim=True), content, mask)
     weights = mask.unsqueeze(-1).to(torch.float32)
     return (hidden.float() * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-
-
-def nearest_neighbours(queries: Tensor, keys: Tensor, chunk_size: int = 4096) -> Tensor:
-    """Row index of each query's cosine-nearest key (ties: the lowest index, as ``argmax``)."""
-    q = torch.nn.functional.normalize(queries.double(), dim=1)
-    k = torch.nn.functional.normalize(keys.double(), dim=1)
-    if not len(q):
-        return torch.zeros(0, dtype=torch.long)
-    return torch.cat([(q[i:i + chunk_size] @ k.T).argmax(dim=1) for i in range(0, len(q), chunk_size)]).cpu()
 
 
 class IndexedRetrievalP1(RetrievalP1):
